@@ -1,0 +1,360 @@
+//! Requests to the coordinator: the namespace (POSIX metadata), file layouts (which shards
+//! make up a file and where they live), and the registry of storage nodes.
+//!
+//! Every request gets exactly one [`CoordResponse`] or a [`crate::WireError`]; the
+//! comment on each variant names its response.
+
+use crate::ids::{Ino, NodeId, ShardId};
+use crate::node_msg::NodeStats;
+use serde::{Deserialize, Serialize};
+
+/// Nanoseconds since the Unix epoch.
+pub type NanoTime = i64;
+
+/// The type of an inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDev,
+    BlockDev,
+}
+
+/// POSIX attributes of an inode, as the coordinator stores them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attr {
+    pub ino: Ino,
+    pub kind: FileKind,
+    /// Permission bits including set-user-ID, set-group-ID and sticky (`mode & 0o7777`).
+    pub perm: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Device number, for character and block devices.
+    pub rdev: u32,
+    pub size: u64,
+    pub atime: NanoTime,
+    pub mtime: NanoTime,
+    pub ctime: NanoTime,
+    /// Creation time (not settable).
+    pub crtime: NanoTime,
+    /// Bumped by every commit of new content; lets a client tell whether its cached pages
+    /// are still valid on open (close-to-open consistency).
+    pub generation: u64,
+}
+
+/// Who is asking, as the kernel told the FUSE client. Used for the rules that depend on
+/// the caller (ownership of new inodes, set-group-ID inheritance and clearing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Caller {
+    pub const ROOT: Caller = Caller { uid: 0, gid: 0 };
+}
+
+/// A time to set with `SetAttr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetTime {
+    /// The coordinator's clock at the moment of the change (UTIME_NOW).
+    Now,
+    At(NanoTime),
+}
+
+/// Fields to change; `None` leaves a field as it is (so UTIME_OMIT is simply `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAttrs {
+    pub perm: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Truncate or extend. Bytes beyond the new size are gone; a later extension reads zeros.
+    pub size: Option<u64>,
+    pub atime: Option<SetTime>,
+    pub mtime: Option<SetTime>,
+}
+
+/// One entry of a directory listing, with its attributes (readdirplus).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub attr: Attr,
+}
+
+/// A page of a directory listing, in name order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirPage {
+    /// Inode of the directory's parent (the root's parent is the root), for `..`.
+    pub parent: Ino,
+    pub entries: Vec<DirEntry>,
+    /// More entries follow the last one of this page.
+    pub more: bool,
+}
+
+/// A node's address as the coordinator knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddr {
+    pub id: NodeId,
+    /// `host:port` of the node's QUIC endpoint.
+    pub addr: String,
+}
+
+/// One shard of a file's layout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayoutShard {
+    /// Shard index in the file: it covers file bytes from `index * shard_size`.
+    pub index: u64,
+    pub id: ShardId,
+    /// Bytes of the shard's content that belong to the file (a truncate may leave this
+    /// shorter than the shard itself). File bytes between `len` and the next shard, or the
+    /// end of file, read as zeros.
+    pub len: u32,
+    /// Live nodes believed to hold the shard, best first. Nodes that are down are left out.
+    pub holders: Vec<NodeAddr>,
+}
+
+/// Which shards make up a file, and where they are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Layout {
+    pub attr: Attr,
+    pub shard_size: u32,
+    /// Shards with index in `[from, from + limit)` of the request, in index order. Missing
+    /// indexes are holes (zeros).
+    pub shards: Vec<LayoutShard>,
+    /// More shards exist beyond this page.
+    pub more: bool,
+}
+
+/// Where to store a new shard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Placement {
+    pub id: ShardId,
+    /// Live nodes that already hold this content (identical shards are stored once).
+    pub holders: Vec<NodeAddr>,
+    /// Nodes to PUT the shard to. Empty when enough live holders exist already.
+    pub targets: Vec<NodeAddr>,
+    /// How many copies (holders + successful targets) the write needs to succeed.
+    pub min_copies: u32,
+}
+
+/// One shard of a commit: the file's shard `index` is now `id`, stored on `stored_on`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitShard {
+    pub index: u64,
+    pub id: ShardId,
+    /// Bytes of the shard that belong to the file.
+    pub len: u32,
+    /// Full size of the shard's content.
+    pub shard_len: u32,
+    /// Nodes that acknowledged storing it in this write (may be empty if it was already held).
+    pub stored_on: Vec<NodeId>,
+}
+
+/// Cluster capacity, for statfs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct FsStats {
+    pub capacity: u64,
+    pub used: u64,
+    pub free: u64,
+    pub inodes: u64,
+    pub shard_size: u32,
+    pub replicas: u32,
+}
+
+/// Liveness of a node as the coordinator sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeState {
+    Up,
+    /// Missed heartbeats for longer than the configured timeout: gets no new shards.
+    Down,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    pub addr: String,
+    pub state: NodeState,
+    pub stats: NodeStats,
+    /// Milliseconds since the last heartbeat.
+    pub last_seen_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub nodes: Vec<NodeInfo>,
+    pub replicas: u32,
+    pub shard_size: u32,
+    /// Shards recorded with fewer live copies than the replication factor.
+    pub under_replicated: u64,
+    pub shards: u64,
+    pub inodes: u64,
+}
+
+/// `Rename` flags (Linux renameat2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameFlags {
+    /// RENAME_NOREPLACE: fail with `Exists` if the target exists.
+    pub noreplace: bool,
+    /// RENAME_EXCHANGE: swap the two entries atomically.
+    pub exchange: bool,
+}
+
+/// `SetXattr` mode (XATTR_CREATE / XATTR_REPLACE).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum XattrMode {
+    #[default]
+    Any,
+    /// Fail with `Exists` if the attribute exists.
+    Create,
+    /// Fail with `NoAttr` if it does not.
+    Replace,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum CoordRequest {
+    // ---- namespace -------------------------------------------------------------------
+    /// -> `Attr` of the entry `name` in directory `parent`.
+    Lookup { parent: Ino, name: String },
+    /// -> `Attr`.
+    GetAttr { ino: Ino },
+    /// -> `Attr` after the change. ctime changes with every successful change.
+    SetAttr {
+        ino: Ino,
+        caller: Caller,
+        set: SetAttrs,
+    },
+    /// Creates a regular file, directory, FIFO, socket or device node. `perm` already has
+    /// the umask applied. -> `Attr` of the new inode; `Exists` if the name is taken.
+    Create {
+        parent: Ino,
+        name: String,
+        kind: FileKind,
+        perm: u32,
+        rdev: u32,
+        caller: Caller,
+    },
+    /// -> `Attr` of the new symlink.
+    Symlink {
+        parent: Ino,
+        name: String,
+        target: String,
+        caller: Caller,
+    },
+    /// -> `Target`.
+    Readlink { ino: Ino },
+    /// New name for an existing non-directory inode. -> `Attr` (with the new link count).
+    Link {
+        ino: Ino,
+        new_parent: Ino,
+        new_name: String,
+    },
+    /// Removes a non-directory entry. If `keep` and the last link goes, the inode (and its
+    /// shards) stay until `Release` because this client still has it open. -> `Unit`.
+    Unlink {
+        parent: Ino,
+        name: String,
+        keep: bool,
+    },
+    /// Removes an empty directory. -> `Unit`; `NotEmpty`, `NotDir`.
+    Rmdir { parent: Ino, name: String },
+    /// -> `Unit`. Replaces an existing target atomically unless `flags.noreplace`.
+    Rename {
+        parent: Ino,
+        name: String,
+        new_parent: Ino,
+        new_name: String,
+        flags: RenameFlags,
+    },
+    /// Entries after `after` (exclusive) in name order, at most `limit`. -> `Dir`.
+    ReadDir {
+        ino: Ino,
+        after: Option<String>,
+        limit: u32,
+    },
+    /// The last open handle of an unlinked file is closed: drop it if no name is left.
+    /// -> `Unit`.
+    Release { ino: Ino },
+    /// -> `Unit`.
+    SetXattr {
+        ino: Ino,
+        name: String,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+        mode: XattrMode,
+    },
+    /// -> `Bytes`; `NoAttr` if absent.
+    GetXattr { ino: Ino, name: String },
+    /// -> `Names`.
+    ListXattr { ino: Ino },
+    /// -> `Unit`; `NoAttr` if absent.
+    RemoveXattr { ino: Ino, name: String },
+    /// -> `FsStats`.
+    StatFs,
+
+    // ---- data layout -----------------------------------------------------------------
+    /// Shards of a regular file with index in `[from, from + limit)`. -> `Layout`.
+    GetLayout { ino: Ino, from: u64, limit: u32 },
+    /// Choose nodes for new shards (`(id, size)` each). -> `Placements`, in request order.
+    Place { shards: Vec<(ShardId, u32)> },
+    /// Atomically set the file's size and replace the listed shards (indexes not listed
+    /// keep their shard; shards past the new size are dropped, the last one clamped).
+    /// Clears set-user-ID (and set-group-ID if group-executable) unless `caller` is root,
+    /// as a write does on Linux. -> `Attr`.
+    Commit {
+        ino: Ino,
+        size: u64,
+        mtime: NanoTime,
+        shards: Vec<CommitShard>,
+        caller: Caller,
+    },
+
+    // ---- node registry ---------------------------------------------------------------
+    /// A node (re)starts. -> `Registered`.
+    Register {
+        node: NodeId,
+        addr: String,
+        stats: NodeStats,
+    },
+    /// Part of a node's inventory after `Register`; `last` on the final part, after which
+    /// the coordinator forgets locations on this node that the inventory did not list.
+    /// -> `Unit`.
+    Inventory {
+        node: NodeId,
+        shards: Vec<ShardId>,
+        first: bool,
+        last: bool,
+    },
+    /// -> `Unit`; `NotFound` if the coordinator does not know the node (it must register).
+    Heartbeat { node: NodeId, stats: NodeStats },
+    /// -> `Status`.
+    Status,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum CoordResponse {
+    Unit,
+    Attr(Attr),
+    Target(String),
+    Dir(DirPage),
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    Names(Vec<String>),
+    FsStats(FsStats),
+    Layout(Layout),
+    Placements(Vec<Placement>),
+    Registered {
+        /// How often the node should heartbeat.
+        heartbeat_ms: u64,
+    },
+    Status(ClusterStatus),
+}
+
+/// Most entries one `ReadDir` page may carry (keeps frames far below the cap).
+pub const MAX_DIR_PAGE: u32 = 1024;
+/// Most shards one `GetLayout` page may carry.
+pub const MAX_LAYOUT_PAGE: u32 = 4096;
+/// Most shard IDs in one `Inventory` part.
+pub const MAX_INVENTORY_PART: usize = 16384;

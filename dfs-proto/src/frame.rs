@@ -1,0 +1,159 @@
+//! Framing: how one message is laid out on a QUIC stream.
+//!
+//! ```text
+//! +----------------+------------------+-------------------------+
+//! | length: u32 LE | version: u16 LE  | postcard-encoded body   |
+//! +----------------+------------------+-------------------------+
+//!                   \_______________ length bytes _____________/
+//! ```
+//!
+//! postcard has no framing of its own, so we add a length prefix. The reader checks the
+//! length against a cap *before* allocating the buffer: a peer that announces a 4 GiB
+//! frame gets an error, not 4 GiB of our memory. The version travels in every frame so a
+//! peer built from another protocol version gets a clear error on that stream.
+
+use crate::{ErrorCode, WireError, PROTOCOL_VERSION};
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest frame anyone accepts: the largest shard plus room for the message around it.
+pub const MAX_FRAME: u32 = crate::MAX_SHARD_SIZE + 64 * 1024;
+
+const HEADER: usize = 4 + 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("i/o error on stream: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {len} bytes exceeds the cap of {cap} bytes")]
+    TooLarge { len: u32, cap: u32 },
+    #[error("stream ended inside a frame")]
+    Truncated,
+    #[error("peer speaks protocol version {got}, this build speaks {PROTOCOL_VERSION}")]
+    Version { got: u16 },
+    #[error("cannot decode message: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+impl From<FrameError> for WireError {
+    fn from(e: FrameError) -> Self {
+        let code = match e {
+            FrameError::Io(_) => ErrorCode::Unavailable,
+            _ => ErrorCode::Invalid,
+        };
+        WireError::new(code, e.to_string())
+    }
+}
+
+/// Encodes `msg` into a complete frame (header included).
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let mut buf = postcard::to_extend(msg, vec![0u8; HEADER])?;
+    let len = u32::try_from(buf.len() - 4).map_err(|_| FrameError::TooLarge {
+        len: u32::MAX,
+        cap: MAX_FRAME,
+    })?;
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    buf[4..6].copy_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    Ok(buf)
+}
+
+/// Decodes the part of a frame after its length prefix: version, then body.
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
+    let Some((ver, body)) = payload.split_first_chunk::<2>() else {
+        return Err(FrameError::Truncated);
+    };
+    let got = u16::from_le_bytes(*ver);
+    if got != PROTOCOL_VERSION {
+        return Err(FrameError::Version { got });
+    }
+    Ok(postcard::from_bytes(body)?)
+}
+
+/// Writes one frame.
+pub async fn write_msg<W, T>(w: &mut W, msg: &T) -> Result<(), FrameError>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
+    let buf = encode(msg)?;
+    w.write_all(&buf).await?;
+    Ok(())
+}
+
+/// Reads one frame of at most `cap` bytes and decodes it.
+pub async fn read_msg<R, T>(r: &mut R, cap: u32) -> Result<T, FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await.map_err(eof_is_truncated)?;
+    let len = u32::from_le_bytes(len);
+    if len > cap {
+        return Err(FrameError::TooLarge { len, cap });
+    }
+    // Only now, with the length known to be sane, do we allocate.
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload).await.map_err(eof_is_truncated)?;
+    decode(&payload)
+}
+
+fn eof_is_truncated(e: std::io::Error) -> FrameError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        FrameError::Truncated
+    } else {
+        FrameError::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node_msg::NodeRequest;
+    use crate::ShardId;
+
+    #[tokio::test]
+    async fn round_trip() {
+        let data = vec![7u8; 1000];
+        let msg = NodeRequest::Put {
+            id: ShardId::of(&data),
+            data: data.clone(),
+        };
+        let buf = encode(&msg).unwrap();
+        let got: NodeRequest = read_msg(&mut &buf[..], MAX_FRAME).await.unwrap();
+        match got {
+            NodeRequest::Put { id, data: d } => {
+                assert_eq!(id, ShardId::of(&data));
+                assert_eq!(d, data);
+            }
+            other => panic!("wrong message {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_frame_refused_before_allocation() {
+        // Announce u32::MAX bytes but send none: must fail on the length alone.
+        let buf = u32::MAX.to_le_bytes();
+        let r: Result<NodeRequest, _> = read_msg(&mut &buf[..], MAX_FRAME).await;
+        assert!(matches!(r, Err(FrameError::TooLarge { .. })), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn truncated_and_garbage_frames() {
+        let buf = encode(&NodeRequest::Status).unwrap();
+        let r: Result<NodeRequest, _> = read_msg(&mut &buf[..buf.len() - 1], MAX_FRAME).await;
+        assert!(matches!(r, Err(FrameError::Truncated)), "{r:?}");
+        let mut bad = buf.clone();
+        bad[6] = 0xff; // unknown enum variant
+        let r: Result<NodeRequest, _> = read_msg(&mut &bad[..], MAX_FRAME).await;
+        assert!(matches!(r, Err(FrameError::Decode(_))), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn wrong_version_is_named() {
+        let mut buf = encode(&NodeRequest::Status).unwrap();
+        buf[4..6].copy_from_slice(&99u16.to_le_bytes());
+        let r: Result<NodeRequest, _> = read_msg(&mut &buf[..], MAX_FRAME).await;
+        assert!(matches!(r, Err(FrameError::Version { got: 99 })), "{r:?}");
+    }
+}

@@ -1,0 +1,69 @@
+//! Requests to a storage node. Each request travels on its own QUIC stream and gets exactly
+//! one [`NodeResponse`] (or a [`crate::WireError`]).
+//!
+//! | request            | success response          | distinct errors                      |
+//! |--------------------|---------------------------|--------------------------------------|
+//! | `Put`              | `Stored`                  | `Corrupt` (hash mismatch), `NoSpace` |
+//! | `Get`              | `Data`                    | `NotFound`, `Corrupt`, `Invalid`     |
+//! | `Delete`           | `Deleted`                 | `NotFound`                           |
+//! | `Status`           | `Status`                  |                                      |
+
+use crate::ids::{NodeId, ShardId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum NodeRequest {
+    /// Store `data` as shard `id`. The node hashes the bytes and refuses them with
+    /// `Corrupt` if they do not match `id`; it answers only once the shard is durable
+    /// (fsynced and renamed into place). Storing a shard it already has is a no-op.
+    Put {
+        id: ShardId,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Read a whole shard (`range: None`, verified against its SHA-256) or `len` bytes at
+    /// `offset` (verified against the per-block checksums kept with the shard). A range
+    /// past the end is `Invalid`.
+    Get {
+        id: ShardId,
+        range: Option<ByteRange>,
+    },
+    /// Remove a shard.
+    Delete { id: ShardId },
+    /// Capacity, usage and shard count.
+    Status,
+}
+
+/// A byte range inside one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    pub offset: u32,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum NodeResponse {
+    Stored,
+    Data(#[serde(with = "serde_bytes")] Vec<u8>),
+    Deleted,
+    Status(NodeStatus),
+}
+
+/// A node's view of its own disk, as reported to the coordinator and to `Status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NodeStats {
+    /// Bytes this node may use for shards (configured limit, or free disk minus reserve).
+    pub capacity: u64,
+    /// Bytes its shard files take.
+    pub used: u64,
+    /// `capacity - used`, never negative.
+    pub free: u64,
+    /// Number of shards stored.
+    pub shards: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node: NodeId,
+    pub stats: NodeStats,
+}
