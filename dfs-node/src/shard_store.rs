@@ -1,0 +1,531 @@
+//! The node's shards on local disk: where their files live in the data directory, how a
+//! shard is written durably, read back verified, deleted and listed, and how much space
+//! the shards take against the node's capacity.
+//!
+//! # Data directory
+//!
+//! ```text
+//! DATA/
+//!   node.id              this node's identity: 16 hex digits, created on first start
+//!   lock                 flock()ed while a dfs-node process uses the directory
+//!   tmp/                 shards being written; anything found here at start is a leftover
+//!                        of a crash mid-write and is removed
+//!   shards/aa/bb/<id>    one file per shard, named by the 64 hex digits of its SHA-256;
+//!                        aa and bb are the first two pairs of those digits
+//! ```
+//!
+//! Shards are content-addressed: the name is the hash of the content, so the same bytes
+//! are stored once, a put can be repeated safely, and any copy can be checked by hashing
+//! it. The two fan-out levels (256 x 256 directories) keep each directory small (a million
+//! shards means about 15 per directory), so lookups stay fast on any filesystem.
+//!
+//! The format of each file (header, per-block checksums, data) is in [`crate::shard_file`].
+//!
+//! All methods do blocking file I/O: async callers run them in `spawn_blocking`.
+
+use crate::durable;
+use crate::shard_file::{self, Header, HEADER_LEN, SUM_LEN};
+use anyhow::{anyhow, bail, Context};
+use dfs_proto::node_msg::{ByteRange, NodeStats};
+use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult, MAX_SHARD_SIZE};
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use tracing::{info, warn};
+
+/// The shards of one data directory.
+pub struct ShardStore {
+    root: PathBuf,
+    shards_dir: PathBuf,
+    tmp_dir: PathBuf,
+    node: NodeId,
+    /// Configured capacity in bytes; `None` means "what the filesystem has, minus reserve".
+    limit: Option<u64>,
+    reserve: u64,
+    space: Mutex<Space>,
+    /// Makes temporary file names unique among concurrent puts of the same shard.
+    tmp_seq: AtomicU64,
+    /// Holds the directory's flock for as long as the store is open.
+    _lock: File,
+}
+
+/// Space accounting. One mutex guards it *and* every change to the set of shard files
+/// (rename into place, unlink), so the counters always agree with the directory and two
+/// concurrent puts cannot both be promised the last free bytes.
+#[derive(Debug, Default)]
+struct Space {
+    /// Sum of the sizes of the shard files.
+    used: u64,
+    shards: u64,
+    /// Bytes promised to puts that are still writing.
+    reserved: u64,
+}
+
+impl ShardStore {
+    /// Opens (creating if needed) the data directory `root`. `limit` caps the bytes shards
+    /// may take; without it the node uses the filesystem's free space minus `reserve`.
+    pub fn open(root: &Path, limit: Option<u64>, reserve: u64) -> anyhow::Result<ShardStore> {
+        fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
+        let lock = lock_dir(root)?;
+        let shards_dir = durable::create_dir(root, "shards")
+            .with_context(|| format!("create {}/shards", root.display()))?;
+        let tmp_dir = durable::create_dir(root, "tmp")
+            .with_context(|| format!("create {}/tmp", root.display()))?;
+        clean_tmp(&tmp_dir).with_context(|| format!("clean {}", tmp_dir.display()))?;
+        let node = load_or_create_node_id(root)?;
+        let store = ShardStore {
+            root: root.to_path_buf(),
+            shards_dir,
+            tmp_dir,
+            node,
+            limit,
+            reserve,
+            space: Mutex::new(Space::default()),
+            tmp_seq: AtomicU64::new(0),
+            _lock: lock,
+        };
+        // The counters live in memory only; the directory is the truth, so rebuild them.
+        let found = store
+            .scan()
+            .with_context(|| format!("scan {}", store.shards_dir.display()))?;
+        {
+            let mut space = store.space();
+            space.shards = found.len() as u64;
+            space.used = found.iter().map(|(_, len)| len).sum();
+        }
+        Ok(store)
+    }
+
+    /// This node's identity, from `DATA/node.id`.
+    pub fn node_id(&self) -> NodeId {
+        self.node
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Stores `data` as shard `id`, returning only once it is durable.
+    pub fn put(&self, id: ShardId, data: &[u8]) -> WireResult<()> {
+        if data.len() > MAX_SHARD_SIZE as usize {
+            return Err(WireError::invalid(format!(
+                "shard of {} bytes exceeds the limit of {MAX_SHARD_SIZE}",
+                data.len()
+            )));
+        }
+        // Check the content against its name before anything touches the disk: a shard
+        // stored under the wrong name would be served as valid forever after.
+        if !id.matches(data) {
+            return Err(WireError::corrupt(format!(
+                "shard {id}: content does not match its id"
+            )));
+        }
+        // Already here? Then the put is done, as long as our copy is intact. A damaged copy
+        // is replaced: that is exactly how a re-replication repairs this node.
+        match self.get(id, None) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == ErrorCode::NotFound => {}
+            Err(e) if e.code == ErrorCode::Corrupt => {
+                warn!(shard = %id, "replacing damaged copy with the bytes being put");
+            }
+            Err(e) => return Err(e),
+        }
+
+        let prefix = shard_file::prefix(data);
+        let file_len = (prefix.len() + data.len()) as u64;
+        let mut reservation = self.reserve(id, file_len)?;
+
+        // 1. Write into tmp/, never in place: a crash mid-write then leaves a partial file
+        //    only in tmp/ (cleaned at the next start), never under a valid shard name.
+        // 2. fsync it, so the bytes are on disk before any name points at them.
+        let tmp = self
+            .write_tmp(id, &prefix, data)
+            .map_err(|e| io_failure("write", id, e))?;
+        let dir = self
+            .fanout_dir(id)
+            .map_err(|e| io_failure("create directory for", id, e))?;
+        let path = dir.join(id.to_hex());
+        {
+            let mut space = self.space();
+            let old = match fs::metadata(&path) {
+                Ok(m) => Some(m.len()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_failure("stat", id, e)),
+            };
+            // 3. rename into place: atomic, so readers see no file or the whole file. Over
+            //    an existing copy (damaged, or put concurrently) it is a harmless swap of
+            //    identical content.
+            fs::rename(&tmp.path, &path).map_err(|e| io_failure("install", id, e))?;
+            tmp.keep();
+            space.used = space.used.saturating_sub(old.unwrap_or(0)) + file_len;
+            if old.is_none() {
+                space.shards += 1;
+            }
+            space.reserved = space.reserved.saturating_sub(reservation.take());
+        }
+        // 4. fsync the directory so the rename itself survives a power cut. Only now may
+        //    the writer be told the shard is stored.
+        durable::fsync_dir(&dir).map_err(|e| io_failure("sync directory of", id, e))?;
+        Ok(())
+    }
+
+    /// Reads a whole shard (`None`) or a byte range of it, verified.
+    pub fn get(&self, id: ShardId, range: Option<ByteRange>) -> WireResult<Vec<u8>> {
+        let file = File::open(self.shard_path(id)).map_err(|e| io_failure("open", id, e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| io_failure("stat", id, e))?
+            .len();
+        let mut head = [0u8; HEADER_LEN];
+        let head_len = HEADER_LEN.min(usize::try_from(file_len).unwrap_or(HEADER_LEN));
+        read_at(&file, &mut head[..head_len], 0, id)?;
+        let header = Header::parse(&head[..head_len], file_len).map_err(|m| corrupt(id, &m))?;
+        match range {
+            None => self.read_whole(&file, id, header),
+            Some(r) => self.read_range(&file, id, header, r),
+        }
+    }
+
+    /// Every block checked against its checksum, then the whole content against its id:
+    /// the checksums could have been damaged together with the data they cover, the id
+    /// cannot.
+    fn read_whole(&self, file: &File, id: ShardId, h: Header) -> WireResult<Vec<u8>> {
+        // Sizes come from a header already checked against the file size and the shard cap.
+        let mut sums = vec![0u8; h.blocks() as usize * SUM_LEN];
+        read_at(file, &mut sums, h.sum_offset(0), id)?;
+        let mut data = vec![0u8; h.data_len as usize];
+        read_at(file, &mut data, h.data_offset(), id)?;
+        if let Err(b) = shard_file::verify_blocks(&sums, &data, 0) {
+            return Err(corrupt(id, &format!("block {b} fails its checksum")));
+        }
+        if !id.matches(&data) {
+            return Err(corrupt(id, "content does not match its id"));
+        }
+        Ok(data)
+    }
+
+    /// Reads only the blocks covering `r` and their checksums.
+    fn read_range(&self, file: &File, id: ShardId, h: Header, r: ByteRange) -> WireResult<Vec<u8>> {
+        let (offset, len) = (u64::from(r.offset), u64::from(r.len));
+        let end = offset + len;
+        if end > u64::from(h.data_len) {
+            return Err(WireError::invalid(format!(
+                "range {offset}+{len} is beyond the {} bytes of shard {id}",
+                h.data_len
+            )));
+        }
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bs = u64::from(shard_file::BLOCK_SIZE);
+        let (first, last) = (offset / bs, (end - 1) / bs);
+        let mut sums = vec![0u8; ((last - first + 1) as usize) * SUM_LEN];
+        read_at(file, &mut sums, h.sum_offset(first), id)?;
+        let span_start = first * bs;
+        let span_end = ((last + 1) * bs).min(u64::from(h.data_len));
+        let mut blocks = vec![0u8; (span_end - span_start) as usize];
+        read_at(file, &mut blocks, h.data_offset() + span_start, id)?;
+        if let Err(b) = shard_file::verify_blocks(&sums, &blocks, first) {
+            return Err(corrupt(id, &format!("block {b} fails its checksum")));
+        }
+        // Keep only the requested bytes (in place: no second allocation).
+        let lo = (offset - span_start) as usize;
+        blocks.truncate(lo + len as usize);
+        blocks.drain(..lo);
+        Ok(blocks)
+    }
+
+    /// Removes a shard.
+    pub fn delete(&self, id: ShardId) -> WireResult<()> {
+        let path = self.shard_path(id);
+        let mut space = self.space();
+        let len = fs::metadata(&path)
+            .map_err(|e| io_failure("stat", id, e))?
+            .len();
+        fs::remove_file(&path).map_err(|e| io_failure("delete", id, e))?;
+        space.used = space.used.saturating_sub(len);
+        space.shards = space.shards.saturating_sub(1);
+        // No directory fsync: if a crash brings the file back, the node lists it in its
+        // next inventory and the coordinator, which no longer wants it, deletes it again.
+        Ok(())
+    }
+
+    /// IDs of all stored shards, from a directory scan.
+    pub fn list(&self) -> io::Result<Vec<ShardId>> {
+        Ok(self.scan()?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Capacity, usage and shard count.
+    pub fn stats(&self) -> NodeStats {
+        let space = self.space();
+        let capacity = self.capacity(space.used);
+        NodeStats {
+            capacity,
+            used: space.used,
+            free: capacity.saturating_sub(space.used),
+            shards: space.shards,
+        }
+    }
+
+    /// The only place a shard's path is built, and only from its hex form: a shard ID comes
+    /// from the network, and 64 hex digits cannot name anything outside `shards/`.
+    fn shard_path(&self, id: ShardId) -> PathBuf {
+        let hex = id.to_hex();
+        self.shards_dir.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+    }
+
+    /// `shards/aa/bb`, created (durably) if this is its first shard.
+    fn fanout_dir(&self, id: ShardId) -> io::Result<PathBuf> {
+        // If two puts create the same directory at once, the loser may go on before the
+        // winner's fsync of the parent has finished; a crash in that instant could lose
+        // the directory. The window is microseconds on the first write to a directory.
+        let hex = id.to_hex();
+        let aa = durable::create_dir(&self.shards_dir, &hex[0..2])?;
+        durable::create_dir(&aa, &hex[2..4])
+    }
+
+    fn write_tmp(&self, id: ShardId, prefix: &[u8], data: &[u8]) -> io::Result<TmpFile> {
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let path = self.tmp_dir.join(format!("{}.{seq}", id.to_hex()));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let tmp = TmpFile { path, keep: false };
+        f.write_all(prefix)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        Ok(tmp)
+    }
+
+    /// Promises `bytes` to a put, or refuses with `NoSpace`. Checking and reserving under
+    /// one lock is what keeps concurrent puts from together exceeding the capacity.
+    fn reserve(&self, id: ShardId, bytes: u64) -> WireResult<Reservation<'_>> {
+        let mut space = self.space();
+        let capacity = self.capacity(space.used);
+        let free = capacity
+            .saturating_sub(space.used)
+            .saturating_sub(space.reserved);
+        if bytes > free {
+            return Err(WireError::no_space(format!(
+                "shard {id} needs {bytes} bytes, {free} of {capacity} are free"
+            )));
+        }
+        space.reserved += bytes;
+        Ok(Reservation { store: self, bytes })
+    }
+
+    fn capacity(&self, used: u64) -> u64 {
+        match self.limit {
+            Some(limit) => limit,
+            None => {
+                // Shards may grow into what the filesystem has left, minus a reserve kept
+                // for everything else on the disk (logs, the OS, other programs).
+                let avail = fs_available(&self.root).unwrap_or_else(|e| {
+                    // Counting the disk as full is the safe way to be wrong.
+                    warn!("failed to read free space of {}: {e}", self.root.display());
+                    0
+                });
+                used + avail.saturating_sub(self.reserve)
+            }
+        }
+    }
+
+    fn space(&self) -> MutexGuard<'_, Space> {
+        // The counters stay consistent even if a thread panicked holding the lock: each
+        // update is a few assignments with nothing that can panic in between.
+        self.space.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// All shard files with their sizes. Files whose names are not valid shard IDs (or
+    /// that sit in the wrong fan-out directory) are skipped and logged, never guessed at.
+    fn scan(&self) -> io::Result<Vec<(ShardId, u64)>> {
+        let mut out = Vec::new();
+        for a in fs::read_dir(&self.shards_dir)? {
+            let a = a?;
+            if !a.file_type()?.is_dir() {
+                warn!("ignoring unexpected file {}", a.path().display());
+                continue;
+            }
+            for b in fs::read_dir(a.path())? {
+                let b = b?;
+                if !b.file_type()?.is_dir() {
+                    warn!("ignoring unexpected file {}", b.path().display());
+                    continue;
+                }
+                for f in fs::read_dir(b.path())? {
+                    let f = f?;
+                    let id = f.file_name().to_str().and_then(ShardId::from_hex);
+                    let Some(id) = id.filter(|id| self.shard_path(*id) == f.path()) else {
+                        warn!("ignoring unexpected file {}", f.path().display());
+                        continue;
+                    };
+                    match f.metadata() {
+                        Ok(m) if m.is_file() => out.push((id, m.len())),
+                        Ok(_) => warn!("ignoring non-file {}", f.path().display()),
+                        // Deleted between the listing and the stat: simply no longer here.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Space promised to an in-flight put; handed back when dropped unless the put consumed it.
+struct Reservation<'a> {
+    store: &'a ShardStore,
+    bytes: u64,
+}
+
+impl Reservation<'_> {
+    fn take(&mut self) -> u64 {
+        std::mem::take(&mut self.bytes)
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            let mut space = self.store.space();
+            space.reserved = space.reserved.saturating_sub(self.bytes);
+        }
+    }
+}
+
+/// A file in `tmp/`, removed when dropped unless it was renamed into place: a failed put
+/// leaves nothing behind.
+struct TmpFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TmpFile {
+    fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn read_at(file: &File, buf: &mut [u8], offset: u64, id: ShardId) -> WireResult<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            // The file is shorter than its (already checked) header said: it shrank.
+            corrupt(id, "file ends early")
+        } else {
+            io_failure("read", id, e)
+        }
+    })
+}
+
+/// Reports corruption. Logged here, where it is found: damaged bytes on this node's disk
+/// are something its operator wants to know about whoever asked for them.
+fn corrupt(id: ShardId, what: &str) -> WireError {
+    warn!(shard = %id, "corrupt shard file: {what}");
+    WireError::corrupt(format!("shard {id} is corrupt on this node: {what}"))
+}
+
+fn io_failure(verb: &str, id: ShardId, e: io::Error) -> WireError {
+    if e.kind() == io::ErrorKind::NotFound {
+        WireError::not_found(format!("shard {id} is not on this node"))
+    } else {
+        WireError::internal(format!("failed to {verb} shard {id}: {e}"))
+    }
+}
+
+/// Refuses to share a data directory with another running node: two processes keeping
+/// separate space counters over the same files would both be wrong.
+fn lock_dir(root: &Path) -> anyhow::Result<File> {
+    let path = root.join("lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    // SAFETY: flock only reads the descriptor number, which `f` keeps open.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            bail!("{} is in use by another dfs-node process", root.display());
+        }
+        return Err(e).with_context(|| format!("lock {}", path.display()));
+    }
+    Ok(f)
+}
+
+/// Removes what crashed writes left in `tmp/`: nothing there was ever acknowledged.
+fn clean_tmp(tmp: &Path) -> io::Result<()> {
+    let mut removed = 0;
+    for e in fs::read_dir(tmp)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            fs::remove_dir_all(e.path())?;
+        } else {
+            fs::remove_file(e.path())?;
+        }
+        removed += 1;
+    }
+    if removed > 0 {
+        info!("removed {removed} unfinished writes from {}", tmp.display());
+    }
+    Ok(())
+}
+
+/// Reads `DATA/node.id`, or creates it with a random ID on first start. A malformed file is
+/// an error, not a reason to pick a new identity: the coordinator knows this node (and the
+/// shards it holds) by that ID.
+fn load_or_create_node_id(root: &Path) -> anyhow::Result<NodeId> {
+    let path = root.join("node.id");
+    match fs::read_to_string(&path) {
+        Ok(s) => s
+            .trim()
+            .parse::<NodeId>()
+            .map_err(|e| anyhow!("{}: {e}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut b = [0u8; 8];
+            File::open("/dev/urandom")
+                .and_then(|mut r| r.read_exact(&mut b))
+                .context("read /dev/urandom")?;
+            let id = NodeId(u64::from_le_bytes(b));
+            // Atomic write: a crash leaves either no node.id or a complete one.
+            durable::write_atomic(&path, format!("{id}\n").as_bytes())
+                .with_context(|| format!("write {}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+    }
+}
+
+/// Bytes an unprivileged process may still allocate on the filesystem holding `path`.
+fn fs_available(path: &Path) -> io::Result<u64> {
+    let c = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: statvfs is plain old data, for which all-zero bytes are a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated string and `st` a writable statvfs, both live for the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+#[cfg(test)]
+mod tests;

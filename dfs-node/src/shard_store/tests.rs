@@ -1,0 +1,339 @@
+//! Unit tests of the shard store against real files in temporary directories.
+
+use super::*;
+use dfs_proto::ErrorCode;
+
+/// Deterministic bytes that differ from block to block (xorshift), so a read from the wrong
+/// offset cannot pass by accident.
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed * 2 + 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn open(dir: &Path) -> ShardStore {
+    ShardStore::open(dir, None, 0).unwrap()
+}
+
+fn range(offset: u32, len: u32) -> Option<ByteRange> {
+    Some(ByteRange { offset, len })
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Flips one bit of the file at `offset`.
+fn flip(path: &Path, offset: u64) {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= 0x20;
+    f.write_all_at(&b, offset).unwrap();
+}
+
+#[test]
+fn put_get_round_trip_and_layout() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let data = bytes(1 << 20, 1);
+    let id = ShardId::of(&data);
+    s.put(id, &data).unwrap();
+    assert_eq!(s.get(id, None).unwrap(), data);
+
+    let hex = id.to_hex();
+    let path = d
+        .path()
+        .join("shards")
+        .join(&hex[..2])
+        .join(&hex[2..4])
+        .join(&hex);
+    let raw = fs::read(&path).unwrap();
+    assert_eq!(&raw[..8], b"DFSSHRD1");
+    assert_eq!(raw.len(), 20 + 16 * 32 + (1 << 20));
+    assert_eq!(&raw[raw.len() - data.len()..], &data[..]);
+
+    // Idempotent: a second put changes nothing.
+    s.put(id, &data).unwrap();
+    let st = s.stats();
+    assert_eq!((st.shards, st.used), (1, raw.len() as u64));
+    assert_eq!(s.list().unwrap(), vec![id]);
+
+    // Empty shards are legal too.
+    let empty = ShardId::of(b"");
+    s.put(empty, b"").unwrap();
+    assert_eq!(s.get(empty, None).unwrap(), b"");
+    assert_eq!(s.get(empty, range(0, 0)).unwrap(), b"");
+}
+
+#[test]
+fn range_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let data = bytes(1 << 20, 2);
+    let id = ShardId::of(&data);
+    s.put(id, &data).unwrap();
+    let n = data.len() as u32;
+    for (off, len) in [
+        (500_000, 4096),        // middle of a block
+        (65536 - 2048, 4096),   // across a block boundary
+        (n - 4096, 4096),       // the end
+        (0, n),                 // everything
+        (n - 1, 1),             // last byte
+        (3 * 65536, 2 * 65536), // exactly two whole blocks
+        (n, 0),                 // empty, at the end
+    ] {
+        let got = s.get(id, range(off, len)).unwrap();
+        assert_eq!(
+            got,
+            &data[off as usize..(off + len) as usize],
+            "{off}+{len}"
+        );
+    }
+    for (off, len) in [(n - 10, 20), (n + 1, 0), (u32::MAX, u32::MAX)] {
+        let e = s.get(id, range(off, len)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Invalid, "{off}+{len}: {e}");
+    }
+}
+
+#[test]
+fn flipped_byte_is_corrupt_for_whole_and_covering_range_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let data = bytes(200_000, 3); // blocks 0..=3, the last one short
+    let id = ShardId::of(&data);
+    s.put(id, &data).unwrap();
+    let data_offset = 20 + 4 * 32;
+    flip(&s.shard_path(id), data_offset + 70_000); // in block 1
+
+    let e = s.get(id, None).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Corrupt, "{e}");
+    for (off, len) in [(70_000, 1), (65_000, 1000), (0, 200_000)] {
+        let e = s.get(id, range(off, len)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Corrupt, "{off}+{len}");
+    }
+    // Blocks 0, 2 and 3 are intact and still readable.
+    assert_eq!(s.get(id, range(0, 65536)).unwrap(), &data[..65536]);
+    assert_eq!(s.get(id, range(140_000, 60_000)).unwrap(), &data[140_000..]);
+
+    // A put of the good bytes repairs the damaged copy.
+    s.put(id, &data).unwrap();
+    assert_eq!(s.get(id, None).unwrap(), data);
+    assert_eq!(s.stats().shards, 1);
+}
+
+#[test]
+fn damaged_checksum_is_corrupt() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let data = bytes(100_000, 4);
+    let id = ShardId::of(&data);
+    s.put(id, &data).unwrap();
+    flip(&s.shard_path(id), 20 + 32 + 5); // checksum of block 1
+    assert_eq!(s.get(id, None).unwrap_err().code, ErrorCode::Corrupt);
+    assert_eq!(
+        s.get(id, range(90_000, 10)).unwrap_err().code,
+        ErrorCode::Corrupt
+    );
+    assert_eq!(s.get(id, range(0, 10)).unwrap(), &data[..10]);
+}
+
+#[test]
+fn hash_mismatch_is_refused_and_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let e = s.put(ShardId::of(b"one thing"), b"another").unwrap_err();
+    assert_eq!(e.code, ErrorCode::Corrupt);
+    assert!(e.message.contains("does not match its id"), "{e}");
+    assert!(files_under(&d.path().join("shards")).is_empty());
+    assert!(files_under(&d.path().join("tmp")).is_empty());
+    assert_eq!(s.stats().shards, 0);
+}
+
+#[test]
+fn no_space_leaves_nothing_and_used_unchanged() {
+    let d = tempfile::tempdir().unwrap();
+    let s = ShardStore::open(d.path(), Some(150_000), 0).unwrap();
+    let a = bytes(100_000, 5);
+    s.put(ShardId::of(&a), &a).unwrap();
+    let before = s.stats();
+    assert_eq!(before.capacity, 150_000);
+    assert_eq!(before.free, 150_000 - before.used);
+
+    let b = bytes(100_000, 6);
+    let e = s.put(ShardId::of(&b), &b).unwrap_err();
+    assert_eq!(e.code, ErrorCode::NoSpace, "{e}");
+    assert_eq!(s.stats(), before);
+    assert_eq!(files_under(&d.path().join("shards")).len(), 1);
+    assert!(files_under(&d.path().join("tmp")).is_empty());
+    // The failed put released its reservation: a small shard still fits.
+    let c = bytes(1000, 7);
+    s.put(ShardId::of(&c), &c).unwrap();
+}
+
+#[test]
+fn concurrent_puts_do_not_overcommit() {
+    let d = tempfile::tempdir().unwrap();
+    // Room for three 100 KB shard files, not four.
+    let s = ShardStore::open(d.path(), Some(3 * 100_200 + 50_000), 0).unwrap();
+    let shards: Vec<Vec<u8>> = (0..8).map(|k| bytes(100_000, 100 + k)).collect();
+    let ok = std::thread::scope(|t| {
+        let handles: Vec<_> = shards
+            .iter()
+            .map(|b| t.spawn(|| s.put(ShardId::of(b), b).is_ok()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count()
+    });
+    let st = s.stats();
+    assert_eq!(ok, 3);
+    assert_eq!(st.shards, 3);
+    assert!(st.used <= st.capacity);
+}
+
+#[test]
+fn not_found() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let id = ShardId::of(b"absent");
+    assert_eq!(s.get(id, None).unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(
+        s.get(id, range(0, 1)).unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    assert_eq!(s.delete(id).unwrap_err().code, ErrorCode::NotFound);
+}
+
+#[test]
+fn delete_frees_space() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let data = bytes(10_000, 8);
+    let id = ShardId::of(&data);
+    s.put(id, &data).unwrap();
+    s.delete(id).unwrap();
+    assert_eq!(s.get(id, None).unwrap_err().code, ErrorCode::NotFound);
+    let st = s.stats();
+    assert_eq!((st.used, st.shards), (0, 0));
+    assert!(s.list().unwrap().is_empty());
+}
+
+#[test]
+fn reopen_rebuilds_counters_cleans_tmp_and_keeps_node_id() {
+    let d = tempfile::tempdir().unwrap();
+    let (node, stats, id) = {
+        let s = open(d.path());
+        let data = bytes(70_000, 9);
+        let id = ShardId::of(&data);
+        s.put(id, &data).unwrap();
+        (s.node_id(), s.stats(), id)
+    };
+    let id_file = fs::read_to_string(d.path().join("node.id")).unwrap();
+    assert_eq!(id_file.trim(), node.to_string());
+    assert_eq!(id_file.trim().len(), 16);
+
+    // Leftovers of a crash mid-write, and a stray file in the shard tree.
+    fs::write(d.path().join("tmp").join("half-written"), b"xx").unwrap();
+    fs::create_dir(d.path().join("tmp").join("dir")).unwrap();
+    let hex = id.to_hex();
+    let stray = d.path().join("shards").join(&hex[..2]).join(&hex[2..4]);
+    fs::write(stray.join("not-a-shard"), b"?").unwrap();
+
+    let s = open(d.path());
+    assert_eq!(s.node_id(), node);
+    assert!(files_under(&d.path().join("tmp")).is_empty());
+    assert!(fs::read_dir(d.path().join("tmp")).unwrap().next().is_none());
+    let again = s.stats();
+    assert_eq!((again.used, again.shards), (stats.used, stats.shards));
+    assert_eq!(s.list().unwrap(), vec![id]);
+}
+
+#[test]
+fn second_open_of_the_same_directory_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let _s = open(d.path());
+    let e = ShardStore::open(d.path(), None, 0).err().unwrap();
+    assert!(format!("{e:#}").contains("in use"), "{e:#}");
+}
+
+#[test]
+fn malformed_node_id_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("node.id"), "not hex\n").unwrap();
+    assert!(ShardStore::open(d.path(), None, 0).is_err());
+}
+
+#[test]
+fn malformed_shard_files_are_corrupt_not_panics() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let data = bytes(150_000, 10);
+    let id = ShardId::of(&data);
+    s.put(id, &data).unwrap();
+    let path = s.shard_path(id);
+    let good = fs::read(&path).unwrap();
+
+    let mut huge = good.clone();
+    huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut small = good.clone();
+    small[12..16].copy_from_slice(&10u32.to_le_bytes());
+    let mut magic = good.clone();
+    magic[..8].copy_from_slice(b"NOTSHARD");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("short header", good[..7].to_vec()),
+        ("header only", good[..20].to_vec()),
+        ("truncated data", good[..good.len() - 1].to_vec()),
+        ("trailing garbage", [&good[..], b"x"].concat()),
+        ("huge length", huge),
+        ("length too small", small),
+        ("bad magic", magic),
+    ];
+    for (what, bytes) in cases {
+        fs::write(&path, &bytes).unwrap();
+        for r in [None, range(0, 10), range(140_000, 10)] {
+            let e = s.get(id, r).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Corrupt, "{what} {r:?}: {e}");
+        }
+    }
+}
+
+#[test]
+fn capacity_from_filesystem_minus_reserve() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let st = s.stats();
+    assert!(st.capacity > 0);
+    assert_eq!(st.free, st.capacity - st.used);
+    drop(s);
+    // A reserve larger than any disk leaves no room.
+    let s = ShardStore::open(d.path(), None, u64::MAX).unwrap();
+    assert_eq!(s.stats().capacity, 0);
+    let e = s.put(ShardId::of(b"x"), b"x").unwrap_err();
+    assert_eq!(e.code, ErrorCode::NoSpace);
+}
