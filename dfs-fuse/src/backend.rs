@@ -1,0 +1,68 @@
+//! What the filesystem core needs from the cluster, as a trait: send a request to the
+//! coordinator, send a request to a storage node.
+//!
+//! The real implementation ([`Remote`]) speaks QUIC; tests use an in-process coordinator
+//! and in-memory nodes, so the whole filesystem logic runs without a kernel or a network.
+
+use dfs_proto::coord_msg::{CoordRequest, CoordResponse};
+use dfs_proto::node_msg::{NodeRequest, NodeResponse};
+use dfs_proto::pki::Role;
+use dfs_proto::rpc::{client_endpoint, RpcClient};
+use dfs_proto::tls::ClusterTls;
+use dfs_proto::WireResult;
+use std::future::Future;
+use std::time::Duration;
+
+pub trait Backend: Send + Sync + 'static {
+    /// One request to the coordinator.
+    fn meta(&self, req: CoordRequest) -> impl Future<Output = WireResult<CoordResponse>> + Send;
+    /// One request to the storage node at `addr`, answered within `deadline`.
+    fn node(
+        &self,
+        addr: &str,
+        req: &NodeRequest,
+        deadline: Duration,
+    ) -> impl Future<Output = WireResult<NodeResponse>> + Send;
+}
+
+/// The cluster over QUIC: one warm connection to the coordinator and one per node.
+pub struct Remote {
+    coord_addr: String,
+    coord: RpcClient,
+    nodes: RpcClient,
+    meta_deadline: Duration,
+}
+
+impl Remote {
+    pub fn new(
+        tls: &ClusterTls,
+        coord_addr: String,
+        meta_deadline: Duration,
+    ) -> anyhow::Result<Remote> {
+        // One UDP socket serves both: QUIC multiplexes connections on it.
+        let ep = client_endpoint(tls)?;
+        Ok(Remote {
+            coord_addr,
+            coord: RpcClient::new(ep.clone(), Role::Coord),
+            nodes: RpcClient::new(ep, Role::Node),
+            meta_deadline,
+        })
+    }
+}
+
+impl Backend for Remote {
+    async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
+        self.coord
+            .call(&self.coord_addr, &req, self.meta_deadline)
+            .await
+    }
+
+    async fn node(
+        &self,
+        addr: &str,
+        req: &NodeRequest,
+        deadline: Duration,
+    ) -> WireResult<NodeResponse> {
+        self.nodes.call(addr, req, deadline).await
+    }
+}

@@ -1,0 +1,584 @@
+//! The filesystem core: every operation the mount supports, as async methods that return
+//! `WireResult` and never see a fuser type. `fuse.rs` adapts the kernel's requests onto
+//! these; tests call them directly against an in-process cluster.
+//!
+//! Metadata operations go straight to the coordinator. Regular files opened on this mount
+//! get a shared [`FileState`] (one per inode, however many handles), which buffers writes
+//! and commits them on flush/fsync: that is close-to-open consistency.
+
+use crate::backend::Backend;
+use crate::file::{execute_read, Ctx, FileState};
+use crate::shard_cache::ShardCache;
+use crate::shard_io;
+use dfs_proto::coord_msg::{
+    Attr, Caller, CoordRequest, CoordResponse, DirEntry, FileKind, FsStats, RenameFlags, SetAttrs,
+    XattrMode, MAX_DIR_PAGE,
+};
+use dfs_proto::{Ino, WireError, WireResult};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Tunables of the mount.
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    /// Bytes of whole shards kept in memory for readers.
+    pub cache_bytes: usize,
+    /// Uploads in flight across the mount (each holds one shard in memory).
+    pub upload_slots: usize,
+    /// Dirty bytes per file before uploads start ahead of a flush.
+    pub max_dirty: usize,
+    /// Deadline of one request to a storage node.
+    pub node_deadline: Duration,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig {
+            cache_bytes: 64 << 20,
+            upload_slots: 8,
+            max_dirty: 16 << 20,
+            node_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+type Shared = Arc<tokio::sync::Mutex<FileState>>;
+
+struct Handle {
+    ino: Ino,
+    file: Shared,
+    /// End of the previous read: a read starting there is sequential.
+    last_end: AtomicU64,
+}
+
+/// A directory listing taken at opendir, served to readdir by position.
+pub struct DirSnapshot {
+    pub ino: Ino,
+    pub parent: Ino,
+    pub entries: Vec<DirEntry>,
+}
+
+pub struct Fs<B: Backend> {
+    ctx: Ctx<B>,
+    /// Open regular files by inode.
+    files: Mutex<HashMap<Ino, Shared>>,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    dirs: Mutex<HashMap<u64, Arc<DirSnapshot>>>,
+    next_fh: AtomicU64,
+}
+
+fn now_ns() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+macro_rules! expect {
+    ($resp:expr, $variant:ident, $what:literal) => {
+        match $resp {
+            CoordResponse::$variant(v) => Ok(v),
+            _ => Err(WireError::unexpected($what)),
+        }
+    };
+}
+
+impl<B: Backend> Fs<B> {
+    pub fn new(backend: Arc<B>, cfg: FsConfig) -> Fs<B> {
+        Fs {
+            ctx: Ctx {
+                backend,
+                cache: Arc::new(ShardCache::new(cfg.cache_bytes)),
+                upload_slots: Arc::new(Semaphore::new(cfg.upload_slots.max(1))),
+                node_deadline: cfg.node_deadline,
+                max_dirty: cfg.max_dirty,
+            },
+            files: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+        }
+    }
+
+    async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
+        self.ctx.backend.meta(req).await
+    }
+
+    /// Overlays local, uncommitted state on attributes from the coordinator.
+    async fn overlay(&self, attr: Attr) -> Attr {
+        let file = lock(&self.files).get(&attr.ino).cloned();
+        match file {
+            Some(f) => {
+                let st = f.lock().await;
+                if st.has_changes() {
+                    let mut a = st.local_attr();
+                    // Metadata (mode, owner, links) from the fresher answer.
+                    a.perm = attr.perm;
+                    a.uid = attr.uid;
+                    a.gid = attr.gid;
+                    a.nlink = attr.nlink;
+                    a.ctime = a.ctime.max(attr.ctime);
+                    a
+                } else {
+                    attr
+                }
+            }
+            None => attr,
+        }
+    }
+
+    // ---- namespace ------------------------------------------------------------------
+
+    pub async fn lookup(&self, parent: Ino, name: &str) -> WireResult<Attr> {
+        let a = expect!(
+            self.meta(CoordRequest::Lookup {
+                parent,
+                name: name.into()
+            })
+            .await?,
+            Attr,
+            "Lookup"
+        )?;
+        Ok(self.overlay(a).await)
+    }
+
+    pub async fn getattr(&self, ino: Ino) -> WireResult<Attr> {
+        match self.meta(CoordRequest::GetAttr { ino }).await {
+            Ok(r) => Ok(self.overlay(expect!(r, Attr, "GetAttr")?).await),
+            Err(e) => {
+                // An open file whose last name is gone may no longer exist on the
+                // coordinator (e.g. replaced by a rename); fstat still works on Linux.
+                let file = lock(&self.files).get(&ino).cloned();
+                match file {
+                    Some(f) if e.code == dfs_proto::ErrorCode::NotFound => {
+                        Ok(f.lock().await.local_attr())
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    pub async fn setattr(&self, ino: Ino, caller: Caller, set: SetAttrs) -> WireResult<Attr> {
+        let file = lock(&self.files).get(&ino).cloned();
+        if let (Some(f), Some(_)) = (&file, set.size) {
+            // Truncate of a file open here: commit what is buffered first so the
+            // coordinator's truncation applies to the newest content, then reload.
+            let mut st = f.lock().await;
+            st.commit(&self.ctx, caller).await?;
+            let a = expect!(
+                self.meta(CoordRequest::SetAttr { ino, caller, set })
+                    .await?,
+                Attr,
+                "SetAttr"
+            )?;
+            st.reload(&*self.ctx.backend).await?;
+            return Ok(a);
+        }
+        let a = expect!(
+            self.meta(CoordRequest::SetAttr { ino, caller, set })
+                .await?,
+            Attr,
+            "SetAttr"
+        )?;
+        if let Some(f) = file {
+            f.lock().await.attr = a.clone();
+        }
+        Ok(self.overlay(a).await)
+    }
+
+    pub async fn mknod(
+        &self,
+        parent: Ino,
+        name: &str,
+        kind: FileKind,
+        perm: u32,
+        rdev: u32,
+        caller: Caller,
+    ) -> WireResult<Attr> {
+        expect!(
+            self.meta(CoordRequest::Create {
+                parent,
+                name: name.into(),
+                kind,
+                perm: perm & 0o7777,
+                rdev,
+                caller
+            })
+            .await?,
+            Attr,
+            "Create"
+        )
+    }
+
+    pub async fn symlink(
+        &self,
+        parent: Ino,
+        name: &str,
+        target: &str,
+        caller: Caller,
+    ) -> WireResult<Attr> {
+        expect!(
+            self.meta(CoordRequest::Symlink {
+                parent,
+                name: name.into(),
+                target: target.into(),
+                caller
+            })
+            .await?,
+            Attr,
+            "Symlink"
+        )
+    }
+
+    pub async fn readlink(&self, ino: Ino) -> WireResult<String> {
+        expect!(
+            self.meta(CoordRequest::Readlink { ino }).await?,
+            Target,
+            "Readlink"
+        )
+    }
+
+    pub async fn link(&self, ino: Ino, new_parent: Ino, new_name: &str) -> WireResult<Attr> {
+        let a = expect!(
+            self.meta(CoordRequest::Link {
+                ino,
+                new_parent,
+                new_name: new_name.into()
+            })
+            .await?,
+            Attr,
+            "Link"
+        )?;
+        Ok(self.overlay(a).await)
+    }
+
+    pub async fn unlink(&self, parent: Ino, name: &str) -> WireResult<()> {
+        // If the file is open here, ask the coordinator to keep the inode until our last
+        // close: an open file stays readable after its last name is removed.
+        let target = match self
+            .meta(CoordRequest::Lookup {
+                parent,
+                name: name.into(),
+            })
+            .await
+        {
+            Ok(CoordResponse::Attr(a)) => Some(a.ino),
+            _ => None,
+        };
+        let open = target.and_then(|ino| lock(&self.files).get(&ino).cloned());
+        let keep = open.is_some();
+        self.meta(CoordRequest::Unlink {
+            parent,
+            name: name.into(),
+            keep,
+        })
+        .await?;
+        if let Some(f) = open {
+            let mut st = f.lock().await;
+            if let Ok(CoordResponse::Attr(a)) =
+                self.meta(CoordRequest::GetAttr { ino: st.ino }).await
+            {
+                st.unlinked = a.nlink == 0;
+                st.attr.nlink = a.nlink;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn rmdir(&self, parent: Ino, name: &str) -> WireResult<()> {
+        self.meta(CoordRequest::Rmdir {
+            parent,
+            name: name.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn rename(
+        &self,
+        parent: Ino,
+        name: &str,
+        new_parent: Ino,
+        new_name: &str,
+        flags: RenameFlags,
+    ) -> WireResult<()> {
+        self.meta(CoordRequest::Rename {
+            parent,
+            name: name.into(),
+            new_parent,
+            new_name: new_name.into(),
+            flags,
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn statfs(&self) -> WireResult<FsStats> {
+        expect!(self.meta(CoordRequest::StatFs).await?, FsStats, "StatFs")
+    }
+
+    // ---- directories ----------------------------------------------------------------
+
+    /// Takes a snapshot of the directory (all pages), so a listing is consistent even if
+    /// entries change while a program walks it.
+    pub async fn opendir(&self, ino: Ino) -> WireResult<u64> {
+        let mut entries = Vec::new();
+        let mut after = None;
+        let parent = loop {
+            let page = expect!(
+                self.meta(CoordRequest::ReadDir {
+                    ino,
+                    after: after.clone(),
+                    limit: MAX_DIR_PAGE
+                })
+                .await?,
+                Dir,
+                "ReadDir"
+            )?;
+            after = page.entries.last().map(|e| e.name.clone());
+            entries.extend(page.entries);
+            if !page.more || after.is_none() {
+                break page.parent;
+            }
+        };
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.dirs).insert(
+            fh,
+            Arc::new(DirSnapshot {
+                ino,
+                parent,
+                entries,
+            }),
+        );
+        Ok(fh)
+    }
+
+    pub fn dir(&self, fh: u64) -> WireResult<Arc<DirSnapshot>> {
+        lock(&self.dirs)
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| WireError::invalid(format!("no open directory handle {fh}")))
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        lock(&self.dirs).remove(&fh);
+    }
+
+    // ---- files ----------------------------------------------------------------------
+
+    /// Creates and opens a regular file.
+    pub async fn create(
+        &self,
+        parent: Ino,
+        name: &str,
+        perm: u32,
+        caller: Caller,
+    ) -> WireResult<(Attr, u64)> {
+        let attr = self
+            .mknod(parent, name, FileKind::File, perm, 0, caller)
+            .await?;
+        let (fh, _) = self.open(attr.ino).await?;
+        Ok((attr, fh))
+    }
+
+    /// Opens a regular file. Returns the handle and whether the kernel may keep cached
+    /// pages (only if the content has not changed since this mount last saw it).
+    pub async fn open(&self, ino: Ino) -> WireResult<(u64, bool)> {
+        let existing = lock(&self.files).get(&ino).cloned();
+        let (file, keep_cache) = match existing {
+            Some(f) => {
+                // Open here already: its state is the freshest view this mount has.
+                f.lock().await.handles += 1;
+                (f, true)
+            }
+            None => {
+                // Close-to-open: every first open fetches the committed layout afresh.
+                let mut st = FileState::load(&*self.ctx.backend, ino).await?;
+                st.handles = 1;
+                let f = Arc::new(tokio::sync::Mutex::new(st));
+                let raced = {
+                    let mut files = lock(&self.files);
+                    match files.get(&ino) {
+                        Some(other) => Some(other.clone()),
+                        None => {
+                            files.insert(ino, f.clone());
+                            None
+                        }
+                    }
+                };
+                match raced {
+                    // Lost a race with another open of the same file: join it.
+                    Some(other) => {
+                        other.lock().await.handles += 1;
+                        (other, false)
+                    }
+                    None => (f, false),
+                }
+            }
+        };
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.handles).insert(
+            fh,
+            Arc::new(Handle {
+                ino,
+                file,
+                last_end: AtomicU64::new(u64::MAX),
+            }),
+        );
+        Ok((fh, keep_cache))
+    }
+
+    fn handle(&self, fh: u64) -> WireResult<Arc<Handle>> {
+        lock(&self.handles)
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| WireError::invalid(format!("no open file handle {fh}")))
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> WireResult<Vec<u8>> {
+        let h = self.handle(fh)?;
+        let sequential =
+            h.last_end.swap(offset + u64::from(size), Ordering::Relaxed) == offset || offset == 0;
+        let (pieces, next) = {
+            let mut st = h.file.lock().await;
+            let pieces = st.plan_read(offset, size).await?;
+            let next = if sequential {
+                st.next_shard(offset)
+            } else {
+                None
+            };
+            (pieces, next)
+        };
+        // Readahead: a sequential reader will want the next shard soon; start fetching
+        // it now so the network works while the program consumes this one.
+        if let Some((id, holders)) = next {
+            if !self.ctx.cache.contains(&id) {
+                let ctx = self.ctx.clone();
+                tokio::spawn(async move {
+                    let _ = shard_io::fetch_whole(
+                        &*ctx.backend,
+                        &ctx.cache,
+                        id,
+                        &holders,
+                        ctx.node_deadline,
+                    )
+                    .await;
+                });
+            }
+        }
+        let whole = sequential || size >= 64 * 1024;
+        execute_read(&self.ctx, pieces, whole)
+            .await
+            .inspect_err(|e| {
+                tracing::error!(
+                    ino = h.ino,
+                    "read of bytes {offset}..{} failed: {e}",
+                    offset + u64::from(size)
+                );
+            })
+    }
+
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> WireResult<u32> {
+        let h = self.handle(fh)?;
+        let mut st = h.file.lock().await;
+        st.write(&self.ctx, offset, data, now_ns()).await?;
+        Ok(data.len() as u32)
+    }
+
+    /// flush (every close) and fsync: make this mount's writes durable and visible.
+    pub async fn flush(&self, fh: u64, caller: Caller) -> WireResult<()> {
+        let h = self.handle(fh)?;
+        let mut st = h.file.lock().await;
+        st.commit(&self.ctx, caller).await
+    }
+
+    /// The last close of a handle.
+    pub async fn release(&self, fh: u64, caller: Caller) -> WireResult<()> {
+        let Some(h) = lock(&self.handles).remove(&fh) else {
+            return Ok(());
+        };
+        let mut st = h.file.lock().await;
+        // Normally flush already committed; this catches writes through mmap and errors.
+        let r = st.commit(&self.ctx, caller).await;
+        st.handles = st.handles.saturating_sub(1);
+        if st.handles == 0 {
+            lock(&self.files).remove(&h.ino);
+            if st.unlinked {
+                let _ = self.meta(CoordRequest::Release { ino: h.ino }).await;
+            }
+        }
+        r
+    }
+
+    // ---- extended attributes --------------------------------------------------------
+
+    pub async fn setxattr(
+        &self,
+        ino: Ino,
+        name: &str,
+        value: Vec<u8>,
+        mode: XattrMode,
+    ) -> WireResult<()> {
+        self.meta(CoordRequest::SetXattr {
+            ino,
+            name: name.into(),
+            value,
+            mode,
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn getxattr(&self, ino: Ino, name: &str) -> WireResult<Vec<u8>> {
+        expect!(
+            self.meta(CoordRequest::GetXattr {
+                ino,
+                name: name.into()
+            })
+            .await?,
+            Bytes,
+            "GetXattr"
+        )
+    }
+
+    pub async fn listxattr(&self, ino: Ino) -> WireResult<Vec<String>> {
+        expect!(
+            self.meta(CoordRequest::ListXattr { ino }).await?,
+            Names,
+            "ListXattr"
+        )
+    }
+
+    pub async fn removexattr(&self, ino: Ino, name: &str) -> WireResult<()> {
+        self.meta(CoordRequest::RemoveXattr {
+            ino,
+            name: name.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Commits every open file's buffered writes (at unmount).
+    pub async fn flush_all(&self) -> WireResult<()> {
+        let files: Vec<Shared> = lock(&self.files).values().cloned().collect();
+        let mut first = Ok(());
+        for f in files {
+            let mut st = f.lock().await;
+            if let Err(e) = st.commit(&self.ctx, Caller::ROOT).await {
+                tracing::error!(ino = st.ino, "failed to flush at unmount: {e}");
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+}

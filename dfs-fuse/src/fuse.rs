@@ -1,0 +1,674 @@
+//! The only file that speaks fuser: a thin adapter from kernel requests to [`Fs`].
+//!
+//! Each callback converts its arguments, spawns a tokio task that runs the async core, and
+//! answers the kernel from that task. So the FUSE request loop never waits on the network:
+//! a slow read in one shell cannot stall `ls` in another.
+
+use crate::backend::Backend;
+use crate::errno::errno;
+use crate::fs::Fs;
+use dfs_proto::coord_msg::{
+    Attr, Caller, FileKind, RenameFlags as WireRename, SetAttrs, SetTime, XattrMode,
+};
+use dfs_proto::WireError;
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
+};
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub struct FuseAdapter<B: Backend> {
+    fs: Arc<Fs<B>>,
+    rt: tokio::runtime::Handle,
+    /// How long the kernel may cache attributes and names. Short, because other mounts
+    /// change files too; on open we revalidate anyway (close-to-open).
+    ttl: Duration,
+}
+
+impl<B: Backend> FuseAdapter<B> {
+    pub fn new(fs: Arc<Fs<B>>, rt: tokio::runtime::Handle, ttl: Duration) -> Self {
+        FuseAdapter { fs, rt, ttl }
+    }
+}
+
+fn err(e: &WireError) -> Errno {
+    Errno::from_i32(errno(e))
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+/// Names cross the wire as UTF-8; other byte strings are refused with EINVAL.
+fn name_of(name: &OsStr) -> Result<String, Errno> {
+    name.to_str().map(str::to_owned).ok_or(Errno::EINVAL)
+}
+
+fn time(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+fn set_time(t: TimeOrNow) -> SetTime {
+    match t {
+        TimeOrNow::Now => SetTime::Now,
+        TimeOrNow::SpecificTime(st) => SetTime::At(match st.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+        }),
+    }
+}
+
+fn file_type(k: FileKind) -> FileType {
+    match k {
+        FileKind::File => FileType::RegularFile,
+        FileKind::Dir => FileType::Directory,
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDev => FileType::CharDevice,
+        FileKind::BlockDev => FileType::BlockDevice,
+    }
+}
+
+pub fn file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: time(a.atime),
+        mtime: time(a.mtime),
+        ctime: time(a.ctime),
+        crtime: time(a.crtime),
+        kind: file_type(a.kind),
+        perm: (a.perm & 0o7777) as u16,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        blksize: 1 << 20,
+        flags: 0,
+    }
+}
+
+/// The file type encoded in a mknod mode.
+fn kind_of_mode(mode: u32) -> Option<FileKind> {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG | 0 => Some(FileKind::File),
+        libc::S_IFIFO => Some(FileKind::Fifo),
+        libc::S_IFSOCK => Some(FileKind::Socket),
+        libc::S_IFCHR => Some(FileKind::CharDev),
+        libc::S_IFBLK => Some(FileKind::BlockDev),
+        _ => None,
+    }
+}
+
+fn reply_entry(reply: ReplyEntry, ttl: &Duration, r: Result<Attr, WireError>) {
+    match r {
+        Ok(a) => reply.entry(ttl, &file_attr(&a), Generation(0)),
+        Err(e) => reply.error(err(&e)),
+    }
+}
+
+fn reply_empty(reply: ReplyEmpty, r: Result<(), WireError>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(err(&e)),
+    }
+}
+
+/// Runs `$body` (an async block that answers the kernel) on the runtime, so the FUSE
+/// thread goes straight back to reading requests.
+macro_rules! spawn {
+    ($self:ident, $body:expr) => {{
+        $self.rt.spawn($body);
+    }};
+}
+
+impl<B: Backend> Filesystem for FuseAdapter<B> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Let the kernel send writes of up to 1 MiB (one shard) in one request.
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        // Unmount: nothing buffered may be lost.
+        let fs = self.fs.clone();
+        let _ = self.rt.block_on(async move { fs.flush_all().await });
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let fs = self.fs.clone();
+        let ttl = self.ttl;
+        spawn!(self, async move {
+            reply_entry(reply, &ttl, fs.lookup(parent.0, &name).await);
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let fs = self.fs.clone();
+        let ttl = self.ttl;
+        spawn!(self, async move {
+            match fs.getattr(ino.0).await {
+                Ok(a) => reply.attr(&ttl, &file_attr(&a)),
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let set = SetAttrs {
+            perm: mode.map(|m| m & 0o7777),
+            uid,
+            gid,
+            size,
+            atime: atime.map(set_time),
+            mtime: mtime.map(set_time),
+        };
+        let fs = self.fs.clone();
+        let ttl = self.ttl;
+        let c = caller(req);
+        spawn!(self, async move {
+            match fs.setattr(ino.0, c, set).await {
+                Ok(a) => reply.attr(&ttl, &file_attr(&a)),
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            match fs.readlink(ino.0).await {
+                Ok(t) => reply.data(t.as_bytes()),
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let (name, kind) = match (name_of(name), kind_of_mode(mode)) {
+            (Ok(n), Some(k)) => (n, k),
+            (Err(e), _) => return reply.error(e),
+            (_, None) => return reply.error(Errno::EINVAL),
+        };
+        let fs = self.fs.clone();
+        let c = caller(req);
+        let ttl = self.ttl;
+        spawn!(self, async move {
+            reply_entry(
+                reply,
+                &ttl,
+                fs.mknod(parent.0, &name, kind, mode & !umask & 0o7777, rdev, c)
+                    .await,
+            );
+        });
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let fs = self.fs.clone();
+        let c = caller(req);
+        let ttl = self.ttl;
+        spawn!(self, async move {
+            reply_entry(
+                reply,
+                &ttl,
+                fs.mknod(parent.0, &name, FileKind::Dir, mode & !umask & 0o7777, 0, c)
+                    .await,
+            );
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            reply_empty(reply, fs.unlink(parent.0, &name).await);
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            reply_empty(reply, fs.rmdir(parent.0, &name).await);
+        });
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let (name, target) = match (name_of(link_name), name_of(target.as_os_str())) {
+            (Ok(n), Ok(t)) => (n, t),
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let fs = self.fs.clone();
+        let c = caller(req);
+        let ttl = self.ttl;
+        spawn!(self, async move {
+            reply_entry(reply, &ttl, fs.symlink(parent.0, &name, &target, c).await);
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (name, newname) = match (name_of(name), name_of(newname)) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => return reply.error(Errno::EINVAL),
+        };
+        if flags.contains(RenameFlags::RENAME_WHITEOUT) {
+            return reply.error(Errno::EINVAL);
+        }
+        let wf = WireRename {
+            noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE),
+            exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
+        };
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            reply_empty(
+                reply,
+                fs.rename(parent.0, &name, newparent.0, &newname, wf).await,
+            );
+        });
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let newname = match name_of(newname) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let fs = self.fs.clone();
+        let ttl = self.ttl;
+        spawn!(self, async move {
+            reply_entry(reply, &ttl, fs.link(ino.0, newparent.0, &newname).await);
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            match fs.open(ino.0).await {
+                Ok((fh, keep)) => {
+                    let flags = if keep {
+                        FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        FopenFlags::empty()
+                    };
+                    reply.opened(FileHandle(fh), flags)
+                }
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            match fs.read(fh.0, offset, size).await {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        // `data` borrows fuser's buffer: copy it before the reply is deferred.
+        let data = data.to_vec();
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        let c = caller(req);
+        spawn!(self, async move {
+            reply_empty(reply, fs.flush(fh.0, c).await);
+        });
+    }
+
+    fn release(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        let c = caller(req);
+        spawn!(self, async move {
+            reply_empty(reply, fs.release(fh.0, c).await);
+        });
+    }
+
+    fn fsync(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        let c = caller(req);
+        spawn!(self, async move {
+            reply_empty(reply, fs.flush(fh.0, c).await);
+        });
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            match fs.opendir(ino.0).await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let snap = match self.fs.dir(fh.0) {
+            Ok(s) => s,
+            Err(e) => return reply.error(err(&e)),
+        };
+        // Position k (0 = ".", 1 = "..", k >= 2 = entries[k-2]); the kernel hands back the
+        // offset of the last entry it consumed, and we resume after it.
+        let total = snap.entries.len() as u64 + 2;
+        for k in offset..total {
+            let (ino, kind, name): (u64, FileType, &str) = match k {
+                0 => (snap.ino, FileType::Directory, "."),
+                1 => (snap.parent, FileType::Directory, ".."),
+                _ => {
+                    let e = &snap.entries[(k - 2) as usize];
+                    (e.attr.ino, file_type(e.attr.kind), e.name.as_str())
+                }
+            };
+            if reply.add(INodeNo(ino), k + 1, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Every namespace change is committed by the coordinator before it is acknowledged.
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            match fs.statfs().await {
+                Ok(s) => {
+                    const BS: u64 = 4096;
+                    reply.statfs(
+                        s.capacity / BS,
+                        s.free / BS,
+                        s.free / BS,
+                        s.inodes.saturating_add(1 << 32),
+                        1 << 32,
+                        BS as u32,
+                        dfs_proto::MAX_NAME_LEN as u32,
+                        BS as u32,
+                    )
+                }
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let mode = if flags & libc::XATTR_CREATE != 0 {
+            XattrMode::Create
+        } else if flags & libc::XATTR_REPLACE != 0 {
+            XattrMode::Replace
+        } else {
+            XattrMode::Any
+        };
+        let value = value.to_vec();
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            reply_empty(reply, fs.setxattr(ino.0, &name, value, mode).await);
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            match fs.getxattr(ino.0, &name).await {
+                Ok(v) => xattr_reply(reply, size, &v),
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            match fs.listxattr(ino.0).await {
+                Ok(names) => {
+                    // The kernel wants NUL-terminated names back to back.
+                    let mut buf = Vec::new();
+                    for n in names {
+                        buf.extend_from_slice(n.as_bytes());
+                        buf.push(0);
+                    }
+                    xattr_reply(reply, size, &buf)
+                }
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            reply_empty(reply, fs.removexattr(ino.0, &name).await);
+        });
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let fs = self.fs.clone();
+        let c = caller(req);
+        let ttl = self.ttl;
+        spawn!(self, async move {
+            match fs.create(parent.0, &name, mode & !umask & 0o7777, c).await {
+                Ok((a, fh)) => reply.created(
+                    &ttl,
+                    &file_attr(&a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(err(&e)),
+            }
+        });
+    }
+}
+
+/// getxattr/listxattr protocol: size 0 asks for the length; too small a buffer is ERANGE.
+fn xattr_reply(reply: ReplyXattr, size: u32, v: &[u8]) {
+    if size == 0 {
+        reply.size(v.len() as u32);
+    } else if v.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(v);
+    }
+}

@@ -1,0 +1,129 @@
+//! dfs-fuse: mounts a dfs cluster so ordinary programs can use it.
+//!
+//! # Layout
+//! - [`fuse`]: the only file that implements `fuser::Filesystem`; converts each kernel
+//!   request and hands it to the core on a tokio task.
+//! - [`fs`]: the filesystem core, async and kernel-free: namespace operations, open
+//!   files, directory snapshots.
+//! - [`file`]: one open regular file: write buffering per shard, background uploads, the
+//!   commit that makes writes visible, and read planning.
+//! - [`shard_io`]: fetch a shard from any holder (verified, with failover) and store a
+//!   new shard on the nodes the coordinator picked, in parallel.
+//! - [`shard_cache`]: bounded cache of whole verified shards, with fetch de-duplication.
+//! - [`backend`]: what the core needs from the cluster, as a trait; [`backend::Remote`]
+//!   is the QUIC implementation.
+//! - [`errno`]: the one mapping from dfs error codes to errno.
+
+pub mod backend;
+pub mod errno;
+pub mod file;
+pub mod fs;
+pub mod fuse;
+pub mod shard_cache;
+pub mod shard_io;
+
+use anyhow::{bail, Context, Result};
+use backend::{Backend, Remote};
+use dfs_proto::coord_msg::{CoordRequest, CoordResponse};
+use dfs_proto::tls::ClusterTls;
+use fs::{Fs, FsConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{error, info};
+
+/// Everything `run` needs to mount.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    pub mountpoint: PathBuf,
+    pub coord: String,
+    pub certs: PathBuf,
+    pub cert_name: String,
+    pub fs: FsConfig,
+    /// Attribute and entry cache time in the kernel.
+    pub ttl: Duration,
+    /// Deadline of one coordinator request.
+    pub meta_deadline: Duration,
+    /// Let every user use the mount (the kernel then checks POSIX permissions itself).
+    pub allow_other: bool,
+}
+
+/// Mounts and serves until unmounted (umount, fusermount3 -u) or SIGTERM/SIGINT, after
+/// which buffered writes are flushed and the mount is removed.
+pub fn run(cfg: MountConfig) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("dfs-fuse")
+        .build()
+        .context("start tokio runtime")?;
+    let tls = ClusterTls::load_dir(&cfg.certs, &cfg.cert_name).with_context(|| {
+        format!(
+            "load certificate {:?} from {}",
+            cfg.cert_name,
+            cfg.certs.display()
+        )
+    })?;
+    let backend = {
+        let _g = rt.enter();
+        Arc::new(Remote::new(&tls, cfg.coord.clone(), cfg.meta_deadline)?)
+    };
+    // Fail now, with a clear message, rather than mount something that answers EIO.
+    rt.block_on(async {
+        match backend.meta(CoordRequest::StatFs).await {
+            Ok(CoordResponse::FsStats(_)) => Ok(()),
+            Ok(_) => bail!("coordinator at {} answered StatFs oddly", cfg.coord),
+            Err(e) => bail!("cannot reach the coordinator at {}: {e}", cfg.coord),
+        }
+    })?;
+    let fs = Arc::new(Fs::new(backend, cfg.fs.clone()));
+    let adapter = fuse::FuseAdapter::new(fs.clone(), rt.handle().clone(), cfg.ttl);
+
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName(format!("dfs@{}", cfg.coord)),
+        fuser::MountOption::Subtype("dfs".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoAtime,
+    ];
+    if cfg.allow_other {
+        config.acl = fuser::SessionACL::All;
+        // With allow_other the kernel can also clean up the mount if we are killed.
+        config.mount_options.push(fuser::MountOption::AutoUnmount);
+    }
+    config.n_threads = Some(2);
+    config.clone_fd = true;
+    let mut session = fuser::Session::new(adapter, &cfg.mountpoint, &config)
+        .with_context(|| format!("mount at {}", cfg.mountpoint.display()))?;
+    info!(mountpoint = %cfg.mountpoint.display(), coord = %cfg.coord, "mounted");
+
+    let unmounter = Arc::new(std::sync::Mutex::new(session.unmount_callable()));
+    {
+        let fs = fs.clone();
+        let unmounter = unmounter.clone();
+        rt.spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                error!("failed to install signal handlers");
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => info!("SIGTERM: flushing and unmounting"),
+                _ = int.recv() => info!("SIGINT: flushing and unmounting"),
+            }
+            if let Err(e) = fs.flush_all().await {
+                error!("failed to flush before unmount: {e}");
+            }
+            let r = unmounter.lock().map(|mut u| u.unmount());
+            if let Ok(Err(e)) = r {
+                error!("failed to unmount: {e}");
+            }
+        });
+    }
+    let r = session.run();
+    info!("unmounted");
+    rt.shutdown_timeout(Duration::from_secs(2));
+    r.context("FUSE session")
+}

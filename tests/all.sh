@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# all.sh: every test of the project, the command the README gives and CI runs.
+#   1. formatting and lints
+#   2. unit, protocol and in-process cluster tests (cargo test)
+#   3. real processes and a real FUSE mount: smoke.sh and posix.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+step() { printf '\n===== %s: %s\n' "$(date +%T)" "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
+step "cargo test"
+cargo test --workspace -q
+step "build binaries"
+cargo build --bins -q
+step "tests/smoke.sh"
+tests/smoke.sh
+step "tests/posix.sh"
+tests/posix.sh
+step "all tests passed"

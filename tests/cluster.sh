@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# cluster.sh up DIR [--nodes N] [--replicas R]   start (or restart the missing parts of) a
+#                                                local cluster and mount it at DIR/mnt
+# cluster.sh down DIR                            unmount and stop what `up` started; the
+#                                                state in DIR stays
+#
+# DIR layout: certs/ (cluster CA and certificates), coord/ (metadata), node-K/ (shards),
+# mnt/ (the mount), pids/{coord,node-K,mount}.pid, logs/{coord,node-K,mount}.log,
+# cluster.conf (node count, replication, coordinator port: fixed at first `up`).
+#
+# Ports: the coordinator's port is picked free on first `up` and kept, so two clusters in
+# two DIRs run side by side and a restarted coordinator is found at the same address.
+# Nodes listen on ephemeral ports and tell the coordinator where they are when they register.
+#
+# Environment: DFS_PROFILE=debug|release (default debug) picks the build; DFS_BIN_DIR
+# overrides where the binaries are; DFS_NODE_TIMEOUT (default 3s) is how long the
+# coordinator waits for heartbeats before declaring a node down.
+set -euo pipefail
+
+usage() { echo "usage: $0 up DIR [--nodes N] [--replicas R] | down DIR" >&2; exit 2; }
+[[ $# -ge 2 ]] || usage
+cmd=$1 DIR=$2; shift 2
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PROFILE=${DFS_PROFILE:-debug}
+BIN=${DFS_BIN_DIR:-$ROOT/target/$PROFILE}
+NODES=3 REPLICAS=2
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --nodes) NODES=$2; shift 2 ;;
+    --replicas) REPLICAS=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+
+say() { printf '[cluster %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+mounted() { grep -qs " $(realpath -m "$DIR/mnt") fuse" /proc/mounts; }
+
+# Waits up to $1 seconds for the command in the remaining arguments to succeed.
+wait_for() {
+  local t=$1; shift
+  local end=$((SECONDS + t))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < end)) || return 1
+    sleep 0.1
+  done
+}
+
+ensure_built() {
+  if [[ ! -x $BIN/dfs-coord || ! -x $BIN/dfs-node || ! -x $BIN/dfs-fuse ]]; then
+    say "building ($PROFILE)"
+    local flag=(); [[ $PROFILE == release ]] && flag=(--release)
+    (cd "$ROOT" && cargo build -q "${flag[@]}" --bins) || die "build failed"
+  fi
+}
+
+# start NAME LOGFILE CMD...: starts CMD in its own session (so it outlives this script),
+# records its pid in pids/NAME.pid.
+start() {
+  local name=$1 log=$2; shift 2
+  setsid "$@" >>"$log" 2>&1 </dev/null &
+  echo $! >"$DIR/pids/$name.pid"
+}
+
+up() {
+  ensure_built
+  mkdir -p "$DIR"/{pids,logs,mnt,coord}
+  DIR=$(cd "$DIR" && pwd)
+  if [[ -f $DIR/cluster.conf ]]; then
+    # shellcheck disable=SC1091
+    source "$DIR/cluster.conf"
+  else
+    PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    printf 'NODES=%s\nREPLICAS=%s\nPORT=%s\n' "$NODES" "$REPLICAS" "$PORT" >"$DIR/cluster.conf"
+  fi
+  local coord=127.0.0.1:$PORT
+  [[ -f $DIR/certs/ca.crt ]] || "$BIN/dfs-coord" init --certs "$DIR/certs" --nodes "$NODES" >/dev/null
+
+  if ! alive "$DIR/pids/coord.pid"; then
+    say "starting coordinator on $coord"
+    rm -f "$DIR/coord/addr"
+    start coord "$DIR/logs/coord.log" "$BIN/dfs-coord" serve --data "$DIR/coord" --certs "$DIR/certs" \
+      --listen "$coord" --replicas "$REPLICAS" --node-timeout "${DFS_NODE_TIMEOUT:-3s}" --addr-file "$DIR/coord/addr"
+    wait_for 20 test -s "$DIR/coord/addr" || die "coordinator did not start (see $DIR/logs/coord.log)"
+  fi
+  for k in $(seq 1 "$NODES"); do
+    if ! alive "$DIR/pids/node-$k.pid"; then
+      say "starting node-$k"
+      mkdir -p "$DIR/node-$k"
+      rm -f "$DIR/node-$k/addr"
+      start "node-$k" "$DIR/logs/node-$k.log" "$BIN/dfs-node" --data "$DIR/node-$k" --coord "$coord" \
+        --certs "$DIR/certs" --cert-name "node-$k" --addr-file "$DIR/node-$k/addr" ${DFS_NODE_ARGS:-}
+      wait_for 20 test -s "$DIR/node-$k/addr" || die "node-$k did not start (see $DIR/logs/node-$k.log)"
+    fi
+  done
+  # Wait until the coordinator sees every node up, so the first write has its replicas.
+  nodes_up() { "$BIN/dfs-coord" status --coord "$coord" --certs "$DIR/certs" --json 2>/dev/null | grep -o '"state":"up"' | wc -l; }
+  all_up() { [[ $(nodes_up) -ge $NODES ]]; }
+  wait_for 30 all_up || die "only $(nodes_up) of $NODES nodes registered with the coordinator"
+  if ! alive "$DIR/pids/mount.pid" || ! mounted; then
+    if alive "$DIR/pids/mount.pid"; then kill "$(cat "$DIR/pids/mount.pid")" 2>/dev/null || true; fi
+    # A mount process that died leaves "Transport endpoint is not connected" behind.
+    if grep -qs " $DIR/mnt " /proc/mounts; then fusermount3 -u "$DIR/mnt" 2>/dev/null || umount -l "$DIR/mnt" || true; fi
+    say "mounting at $DIR/mnt"
+    start mount "$DIR/logs/mount.log" "$BIN/dfs-fuse" "$DIR/mnt" --coord "$coord" --certs "$DIR/certs" ${DFS_MOUNT_ARGS:-}
+    wait_for 20 mounted || die "mount did not appear (see $DIR/logs/mount.log)"
+    wait_for 10 stat "$DIR/mnt/." || die "mount is not usable (see $DIR/logs/mount.log)"
+  fi
+  say "up: coordinator $coord, $NODES nodes, replication $REPLICAS, mounted at $DIR/mnt"
+}
+
+# stop NAME: SIGTERM, wait up to 10 s, then SIGKILL.
+stop() {
+  local pidf=$DIR/pids/$1.pid
+  [[ -f $pidf ]] || return 0
+  local pid; pid=$(cat "$pidf")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_for 10 bash -c "! kill -0 $pid" || { say "$1 ignored SIGTERM; killing"; kill -KILL "$pid" 2>/dev/null || true; }
+  fi
+  rm -f "$pidf"
+}
+
+down() {
+  [[ -d $DIR ]] || die "no cluster in $DIR"
+  DIR=$(cd "$DIR" && pwd)
+  if mounted; then
+    # Unmount first: the mount process flushes and exits by itself.
+    fusermount3 -u "$DIR/mnt" 2>/dev/null || umount "$DIR/mnt" 2>/dev/null || true
+  fi
+  stop mount
+  if grep -qs " $DIR/mnt " /proc/mounts; then umount -l "$DIR/mnt" 2>/dev/null || true; fi
+  for f in "$DIR"/pids/node-*.pid; do
+    [[ -e $f ]] || continue
+    n=$(basename "$f" .pid); stop "$n"
+  done
+  stop coord
+  say "down: $DIR"
+}
+
+case $cmd in
+  up) up ;;
+  down) down ;;
+  *) usage ;;
+esac
