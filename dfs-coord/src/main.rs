@@ -1,1 +1,24 @@
-fn main() {}
+//! `dfs-coord`: parses the command line and runs the chosen subcommand (see `cli.rs`).
+
+use clap::Parser;
+use dfs_coord::cli::{run_cli, Cli};
+
+fn main() {
+    if let Err(e) = try_main() {
+        eprintln!("dfs-coord: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn try_main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Logs go to stderr so that `status --json` output stays clean on stdout.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    run_cli(cli)
+}

@@ -1,0 +1,239 @@
+//! The `dfs-coord` command line: creating certificates, serving, and asking a running
+//! coordinator for its status.
+
+use crate::config::{parse_duration, parse_size, CoordConfig, CoordSettings};
+use crate::status::{render_json, render_table};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use dfs_proto::coord_msg::{CoordRequest, CoordResponse};
+use dfs_proto::pki::{self, Role};
+use dfs_proto::rpc::{client_endpoint, RpcClient};
+use dfs_proto::tls::ClusterTls;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tracing::info;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dfs-coord",
+    version,
+    about = "dfs coordinator: namespace, file layouts and the storage-node registry"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a cluster CA and certificates for a coordinator, N nodes, a client and an admin.
+    Init {
+        /// Directory for the certificates (created if missing; existing files are kept).
+        #[arg(long)]
+        certs: PathBuf,
+        /// Number of node certificates to create (node-1 .. node-N).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Name written into the CA certificate.
+        #[arg(long, default_value = "dfs")]
+        cluster_name: String,
+    },
+    /// Issue one more certificate signed by the cluster CA.
+    Issue {
+        /// Directory holding ca.crt and ca.key.
+        #[arg(long)]
+        certs: PathBuf,
+        /// What the holder may act as: node, client, admin or coord.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// File name of the certificate (NAME.crt / NAME.key).
+        #[arg(long)]
+        name: String,
+    },
+    /// Run the coordinator until SIGTERM or SIGINT.
+    Serve {
+        /// Directory for the metadata store (meta.redb).
+        #[arg(long)]
+        data: PathBuf,
+        /// Certificate directory.
+        #[arg(long)]
+        certs: PathBuf,
+        /// Certificate to serve with (NAME.crt / NAME.key in the certificate directory).
+        #[arg(long, default_value = "coord")]
+        cert_name: String,
+        /// Address to listen on (UDP, QUIC). Port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:7000")]
+        listen: SocketAddr,
+        /// Copies kept of every shard.
+        #[arg(long, default_value_t = 2)]
+        replicas: u32,
+        /// Copies a write needs to succeed [default: same as --replicas].
+        #[arg(long)]
+        min_copies: Option<u32>,
+        /// Shard size (K, M suffixes), fixed when the cluster is created.
+        #[arg(long, default_value = "1M", value_parser = parse_shard_size)]
+        shard_size: u32,
+        /// Silence after which a node is marked down (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s", value_parser = parse_dur)]
+        node_timeout: Duration,
+        /// Write the bound address to this file once listening.
+        #[arg(long)]
+        addr_file: Option<PathBuf>,
+    },
+    /// Show the nodes of a running cluster and its replication state.
+    Status {
+        /// Coordinator address (host:port).
+        #[arg(long)]
+        coord: String,
+        /// Certificate directory.
+        #[arg(long)]
+        certs: PathBuf,
+        /// Certificate to connect with.
+        #[arg(long, default_value = "admin")]
+        cert_name: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("unknown role {s:?} (node, client, admin or coord)"))
+}
+
+fn parse_shard_size(s: &str) -> Result<u32, String> {
+    let n = parse_size(s).map_err(|e| format!("{e:#}"))?;
+    u32::try_from(n).map_err(|_| format!("shard size {s:?} is too large"))
+}
+
+fn parse_dur(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| format!("{e:#}"))
+}
+
+fn list_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs one subcommand.
+pub fn run_cli(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init {
+            certs,
+            nodes,
+            cluster_name,
+        } => {
+            let before = list_files(&certs);
+            pki::init_dir(&certs, &cluster_name, nodes)
+                .with_context(|| format!("initialise certificates in {}", certs.display()))?;
+            let created: Vec<String> = list_files(&certs).difference(&before).cloned().collect();
+            if created.is_empty() {
+                println!(
+                    "nothing to do: all certificates exist in {}",
+                    certs.display()
+                );
+            } else {
+                println!("created in {}:", certs.display());
+                for f in created {
+                    println!("  {f}");
+                }
+                println!("keep ca.key off the servers once all certificates are issued");
+            }
+            Ok(())
+        }
+        Command::Issue { certs, role, name } => {
+            pki::issue(&certs, role, &name)
+                .with_context(|| format!("issue certificate {name:?}"))?;
+            println!(
+                "created {}/{name}.crt and {name}.key (role {})",
+                certs.display(),
+                role.san()
+            );
+            Ok(())
+        }
+        Command::Serve {
+            data,
+            certs,
+            cert_name,
+            listen,
+            replicas,
+            min_copies,
+            shard_size,
+            node_timeout,
+            addr_file,
+        } => {
+            let settings = CoordSettings {
+                replicas,
+                min_copies: min_copies.unwrap_or(replicas),
+                shard_size,
+                node_timeout,
+            };
+            if settings.min_copies > replicas || settings.min_copies == 0 {
+                bail!("--min-copies must be between 1 and --replicas ({replicas})");
+            }
+            let cfg = CoordConfig {
+                data,
+                listen,
+                certs,
+                cert_name,
+                settings,
+                addr_file,
+            };
+            runtime()?.block_on(async {
+                let shutdown = shutdown_signal()?;
+                crate::run(cfg, shutdown).await
+            })
+        }
+        Command::Status {
+            coord,
+            certs,
+            cert_name,
+            json,
+        } => runtime()?.block_on(async {
+            let tls = ClusterTls::load_dir(&certs, &cert_name)
+                .with_context(|| format!("load certificate {cert_name:?}"))?;
+            let client = RpcClient::new(client_endpoint(&tls)?, Role::Coord);
+            let resp: CoordResponse = client
+                .call(&coord, &CoordRequest::Status, Duration::from_secs(10))
+                .await
+                .with_context(|| format!("ask {coord} for status"))?;
+            let CoordResponse::Status(s) = resp else {
+                bail!("unexpected response to Status from {coord}");
+            };
+            if json {
+                println!("{}", render_json(&s));
+            } else {
+                print!("{}", render_table(&s));
+            }
+            Ok(())
+        }),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+}
+
+/// Resolves on SIGTERM (systemd, kill) or SIGINT (Ctrl-C). Handlers are installed before
+/// serving starts, so a signal arriving early is not lost.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received, shutting down"),
+            _ = int.recv() => info!("SIGINT received, shutting down"),
+        }
+    })
+}

@@ -1,0 +1,167 @@
+//! Settings of a coordinator and of a cluster, and parsing of the human-friendly values
+//! (`1M`, `5s`) the command line accepts.
+
+use anyhow::{bail, Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Cluster behaviour the coordinator enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoordSettings {
+    /// Copies of every shard the cluster aims for.
+    pub replicas: u32,
+    /// Copies a write needs before it may succeed (at most `replicas`). Lower than
+    /// `replicas` lets writes go on while a node is down, at the price of a window where
+    /// fewer copies exist.
+    pub min_copies: u32,
+    /// Bytes per shard. Fixed when the cluster is created: file offsets are computed from
+    /// it, so the value stored with the metadata wins over this one on later starts.
+    pub shard_size: u32,
+    /// Silence after which a node is considered down.
+    pub node_timeout: Duration,
+}
+
+impl Default for CoordSettings {
+    fn default() -> Self {
+        CoordSettings {
+            replicas: 2,
+            min_copies: 2,
+            shard_size: dfs_proto::DEFAULT_SHARD_SIZE,
+            node_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl CoordSettings {
+    /// `min_copies` clamped to `1..=replicas`, so that `CoordSettings { replicas: 1,
+    /// ..Default::default() }` means what it says.
+    pub fn normalized(mut self) -> CoordSettings {
+        self.min_copies = self.min_copies.clamp(1, self.replicas.max(1));
+        self
+    }
+
+    /// Refuses settings that cannot work.
+    pub fn validate(&self) -> Result<()> {
+        if self.replicas == 0 {
+            bail!("replicas must be at least 1");
+        }
+        if self.shard_size == 0 || self.shard_size > dfs_proto::MAX_SHARD_SIZE {
+            bail!(
+                "shard size must be between 1 byte and {} bytes, got {}",
+                dfs_proto::MAX_SHARD_SIZE,
+                self.shard_size
+            );
+        }
+        if self.node_timeout.is_zero() {
+            bail!("node timeout must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Everything `run` needs to serve.
+#[derive(Debug, Clone)]
+pub struct CoordConfig {
+    /// Directory holding `meta.redb`.
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    /// Certificate directory (`ca.crt`, `NAME.crt`, `NAME.key`).
+    pub certs: PathBuf,
+    /// Which certificate in `certs` to serve with (normally `coord`).
+    pub cert_name: String,
+    pub settings: CoordSettings,
+    /// If set, the bound address is written there once listening (useful with port 0).
+    pub addr_file: Option<PathBuf>,
+}
+
+/// Parses a byte size: a number with an optional binary suffix `K`, `M` or `G` (an
+/// optional trailing `B` or `iB` is accepted too), e.g. `1M` = 1048576.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => bail!("unknown size suffix in {s:?} (use K, M or G)"),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("bad size {s:?}"))?;
+    n.checked_mul(mult)
+        .with_context(|| format!("size {s:?} is too large"))
+}
+
+/// Parses a duration: a number with a unit `ms`, `s` or `m` (a bare number is seconds),
+/// e.g. `5s`, `500ms`, `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let t = s.trim();
+    let (num, unit) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("bad duration {s:?} (e.g. 5s, 500ms)"))?;
+    if !v.is_finite() || v < 0.0 {
+        bail!("bad duration {s:?}");
+    }
+    Duration::try_from_secs_f64(v * unit).with_context(|| format!("bad duration {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1M").unwrap(), 1 << 20);
+        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn settings_validation() {
+        assert!(CoordSettings::default().validate().is_ok());
+        let one = CoordSettings {
+            replicas: 1,
+            ..CoordSettings::default()
+        };
+        assert_eq!(one.normalized().min_copies, 1);
+        let bad = CoordSettings {
+            replicas: 0,
+            ..CoordSettings::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

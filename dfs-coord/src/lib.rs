@@ -1,0 +1,33 @@
+//! The dfs coordinator: the one place that knows the namespace (directories, names,
+//! POSIX attributes), which shards make up each file and where they live, and which
+//! storage nodes are alive. File *bytes* never pass through it: clients read and write
+//! shards on the nodes directly and only tell the coordinator what they did.
+//!
+//! # Layout
+//! - [`config`]: [`CoordSettings`] (replication, shard size, node timeout) and
+//!   [`CoordConfig`], plus parsing of `1M` / `5s` style values.
+//! - `store`: the redb tables and their postcard-encoded records; every write request is
+//!   one transaction, fsynced before the response is sent.
+//! - `namespace`: POSIX operations (create, link, unlink, rename, setattr, readdir...)
+//!   with the rules Linux applies.
+//! - `xattr`: extended attributes.
+//! - `layout`: file layouts, shard reference counts and locations; `Commit` and truncate.
+//! - `registry`: storage nodes, heartbeats, Up/Down, inventories.
+//! - `placement`: choosing nodes for new shards, weighted by free space.
+//! - [`server`]: the [`Coordinator`] (one `match` over every request) and [`run`], which
+//!   serves it over QUIC.
+//! - [`cli`] and [`status`]: the `dfs-coord` command line and its status output.
+
+pub mod cli;
+pub mod config;
+mod layout;
+mod namespace;
+mod placement;
+mod registry;
+pub mod server;
+pub mod status;
+mod store;
+mod xattr;
+
+pub use config::{CoordConfig, CoordSettings};
+pub use server::{run, Coordinator};

@@ -1,0 +1,204 @@
+//! Choosing nodes for new shards.
+//!
+//! Each shard needs `replicas` copies on distinct live nodes. Copies that already exist
+//! (identical content is stored once, whatever file it belongs to) count first; the rest
+//! go to Up nodes with room, chosen by *smooth weighted round-robin* over their free
+//! space: every pick, each eligible node's cursor grows by its weight (free bytes), the
+//! node with the largest cursor wins and gives back the sum of all weights. Over many
+//! picks each node is chosen in proportion to its free space, consecutive picks are spread
+//! out rather than bunched, and the choice is deterministic, so tests can check it.
+//!
+//! Free space comes from heartbeats, which lag behind writes. Bytes placed since the last
+//! heartbeat are *reserved* on the chosen node so that a burst of writes does not pile
+//! onto the node that looked emptiest a second ago.
+
+use crate::layout::{live_holders, UpNodes};
+use crate::registry::Registry;
+use dfs_proto::coord_msg::{NodeAddr, NodeState, Placement};
+use dfs_proto::{NodeId, ShardId, WireError, WireResult};
+use std::time::Instant;
+
+/// Picks up to `count` distinct Up nodes, not in `exclude`, each with at least `size`
+/// bytes available, reserving `size` on each. May return fewer if not enough qualify.
+pub(crate) fn choose(
+    reg: &mut Registry,
+    exclude: &[NodeId],
+    count: usize,
+    size: u64,
+    now: Instant,
+) -> Vec<NodeId> {
+    let mut chosen: Vec<NodeId> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let eligible: Vec<(NodeId, i128)> = reg
+            .nodes
+            .iter()
+            .filter(|(id, e)| {
+                e.state == NodeState::Up
+                    && !exclude.contains(id)
+                    && !chosen.contains(id)
+                    && e.available(now) >= size
+                    // A node reporting no free space at all is full, even for an empty shard.
+                    && e.available(now) > 0
+            })
+            .map(|(id, e)| (*id, i128::from(e.available(now))))
+            .collect();
+        if eligible.is_empty() {
+            break;
+        }
+        let total: i128 = eligible.iter().map(|(_, w)| w).sum();
+        let mut best: Option<(NodeId, i128)> = None;
+        for (id, w) in &eligible {
+            if let Some(e) = reg.nodes.get_mut(id) {
+                e.cursor += w;
+                // Ties go to the lowest id (BTreeMap order): deterministic.
+                if best.is_none_or(|(_, c)| e.cursor > c) {
+                    best = Some((*id, e.cursor));
+                }
+            }
+        }
+        let Some((id, _)) = best else { break };
+        if let Some(e) = reg.nodes.get_mut(&id) {
+            e.cursor -= total;
+            e.reserve(size, now);
+        }
+        chosen.push(id);
+    }
+    chosen
+}
+
+/// Plans where each shard goes. `locations[i]` are the recorded locations of
+/// `shards[i]` (empty if the shard is new). All-or-nothing: if one shard cannot get
+/// `min_copies`, the reservations made for the others are released.
+pub(crate) fn place(
+    reg: &mut Registry,
+    shards: &[(ShardId, u32)],
+    locations: &[Vec<u64>],
+    replicas: u32,
+    min_copies: u32,
+    now: Instant,
+) -> WireResult<Vec<Placement>> {
+    let up: UpNodes = reg.up();
+    let mut out = Vec::with_capacity(shards.len());
+    let mut reserved: Vec<(NodeId, u64)> = Vec::new();
+    for (i, (id, size)) in shards.iter().enumerate() {
+        let holders = live_holders(locations.get(i).map_or(&[][..], |l| &l[..]), &up);
+        let need = (replicas as usize).saturating_sub(holders.len());
+        let exclude: Vec<NodeId> = holders.iter().map(|h| h.id).collect();
+        let picked = choose(reg, &exclude, need, u64::from(*size), now);
+        reserved.extend(picked.iter().map(|n| (*n, u64::from(*size))));
+        if holders.len() + picked.len() < min_copies as usize {
+            for (n, bytes) in &reserved {
+                if let Some(e) = reg.nodes.get_mut(n) {
+                    e.unreserve(*bytes);
+                }
+            }
+            let have = holders.len() + picked.len();
+            return Err(if up.len() < min_copies as usize {
+                WireError::unavailable(format!(
+                    "only {} of {} nodes are up; {min_copies} copies needed",
+                    up.len(),
+                    reg.nodes.len()
+                ))
+            } else {
+                WireError::no_space(format!(
+                    "no room for shard {id} ({size} bytes): {have} of {min_copies} copies \
+                     placed, the other up nodes are full"
+                ))
+            });
+        }
+        let targets = picked
+            .iter()
+            .filter_map(|n| {
+                up.get(n).map(|addr| NodeAddr {
+                    id: *n,
+                    addr: addr.clone(),
+                })
+            })
+            .collect();
+        out.push(Placement {
+            id: *id,
+            holders,
+            targets,
+            min_copies,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dfs_proto::node_msg::NodeStats;
+    use dfs_proto::ErrorCode;
+    use std::collections::BTreeMap;
+
+    fn reg(frees: &[u64]) -> Registry {
+        let mut r = Registry::default();
+        let now = Instant::now();
+        for (i, f) in frees.iter().enumerate() {
+            r.register(
+                NodeId(i as u64 + 1),
+                &format!("n{i}:1"),
+                NodeStats {
+                    capacity: *f,
+                    used: 0,
+                    free: *f,
+                    shards: 0,
+                },
+                now,
+            );
+        }
+        r
+    }
+
+    fn counts(r: &mut Registry, picks: usize, per: usize) -> BTreeMap<u64, usize> {
+        let mut c = BTreeMap::new();
+        let now = Instant::now();
+        for _ in 0..picks {
+            for n in choose(r, &[], per, 1, now) {
+                *c.entry(n.0).or_default() += 1;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn equal_nodes_share_evenly() {
+        let mut r = reg(&[1 << 40, 1 << 40, 1 << 40]);
+        let c = counts(&mut r, 300, 2);
+        for n in 1..=3 {
+            assert!((190..=210).contains(&c[&n]), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn bigger_nodes_get_more() {
+        let mut r = reg(&[3 << 30, 1 << 30]);
+        let c = counts(&mut r, 400, 1);
+        assert!((290..=310).contains(&c[&1]), "{c:?}");
+    }
+
+    #[test]
+    fn full_and_excluded_nodes_are_skipped() {
+        let mut r = reg(&[100, 0, 1 << 30]);
+        let now = Instant::now();
+        // Node 1 has only 100 bytes; node 2 is full.
+        assert_eq!(choose(&mut r, &[], 3, 1000, now), vec![NodeId(3)]);
+        assert_eq!(choose(&mut r, &[NodeId(3)], 2, 50, now), vec![NodeId(1)]);
+        // Node 1's 50 reserved bytes count: 60 more do not fit.
+        assert!(choose(&mut r, &[NodeId(3)], 1, 60, now).is_empty());
+    }
+
+    #[test]
+    fn not_enough_copies_is_an_error_and_releases_reservations() {
+        let mut r = reg(&[1 << 30, 10]);
+        let now = Instant::now();
+        let a = ShardId::of(b"a");
+        let b = ShardId::of(b"b");
+        let e = place(&mut r, &[(a, 5), (b, 100)], &[vec![], vec![]], 2, 2, now).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NoSpace);
+        assert_eq!(r.nodes[&NodeId(2)].available(now), 10);
+        let e = place(&mut r, &[(a, 5)], &[vec![]], 3, 3, now).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
+    }
+}

@@ -1,0 +1,321 @@
+//! The node registry: which storage nodes exist, where they listen, how full they are, and
+//! whether they are alive.
+//!
+//! Liveness is inferred from heartbeats: a node that has not been heard from for
+//! `node_timeout` is marked Down. Down is a guess (the node may only be cut off), so it
+//! changes nothing on disk: its shards keep their recorded locations, it simply gets no
+//! new shards and is left out of the holders clients are told to read from. When it
+//! heartbeats again it is Up again.
+//!
+//! The registry is in memory. Only each node's address is persisted; after a coordinator
+//! restart every known node is Down until it registers, because nothing proves it alive.
+
+use crate::store::Tables;
+use dfs_proto::coord_msg::{NodeInfo, NodeState};
+use dfs_proto::node_msg::NodeStats;
+use dfs_proto::{NodeId, ShardId, WireError, WireResult};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// How long bytes promised to a node by `Place` count against its free space if no
+/// heartbeat arrives to report the real figure.
+pub(crate) const RESERVATION_TTL: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub(crate) struct NodeEntry {
+    pub addr: String,
+    pub state: NodeState,
+    pub stats: NodeStats,
+    /// None until the node is heard from after this coordinator started.
+    pub last_seen: Option<Instant>,
+    /// Bytes placed on this node that its last heartbeat could not yet include.
+    pub reserved: u64,
+    pub reserved_at: Option<Instant>,
+    /// Smooth weighted round-robin state (see `placement`).
+    pub cursor: i128,
+}
+
+impl NodeEntry {
+    fn new(addr: String) -> NodeEntry {
+        NodeEntry {
+            addr,
+            state: NodeState::Down,
+            stats: NodeStats::default(),
+            last_seen: None,
+            reserved: 0,
+            reserved_at: None,
+            cursor: 0,
+        }
+    }
+
+    /// Free bytes net of recent placements.
+    pub fn available(&self, now: Instant) -> u64 {
+        let reserved = match self.reserved_at {
+            Some(at) if now.saturating_duration_since(at) < RESERVATION_TTL => self.reserved,
+            _ => 0,
+        };
+        self.stats.free.saturating_sub(reserved)
+    }
+
+    pub fn reserve(&mut self, bytes: u64, now: Instant) {
+        if self.available(now) == self.stats.free {
+            // The previous reservation has expired.
+            self.reserved = 0;
+        }
+        self.reserved = self.reserved.saturating_add(bytes);
+        self.reserved_at = Some(now);
+    }
+
+    pub fn unreserve(&mut self, bytes: u64) {
+        self.reserved = self.reserved.saturating_sub(bytes);
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub nodes: BTreeMap<NodeId, NodeEntry>,
+    /// Shards listed so far by each node's inventory in progress.
+    inventories: HashMap<NodeId, HashSet<ShardId>>,
+}
+
+impl Registry {
+    /// Nodes known from the store, all Down until they register.
+    pub fn load(known: Vec<(u64, String)>) -> Registry {
+        Registry {
+            nodes: known
+                .into_iter()
+                .map(|(id, addr)| (NodeId(id), NodeEntry::new(addr)))
+                .collect(),
+            inventories: HashMap::new(),
+        }
+    }
+
+    /// A node (re)starts; it is Up from now on.
+    pub fn register(&mut self, id: NodeId, addr: &str, stats: NodeStats, now: Instant) {
+        let known = self.nodes.contains_key(&id);
+        let e = self
+            .nodes
+            .entry(id)
+            .or_insert_with(|| NodeEntry::new(addr.to_string()));
+        if known {
+            info!("node {id} is back at {addr}");
+        } else {
+            info!("node {id} registered at {addr}");
+        }
+        e.addr = addr.to_string();
+        e.state = NodeState::Up;
+        e.stats = stats;
+        e.last_seen = Some(now);
+        e.reserved = 0;
+        e.reserved_at = None;
+    }
+
+    pub fn heartbeat(&mut self, id: NodeId, stats: NodeStats, now: Instant) -> WireResult<()> {
+        let Some(e) = self.nodes.get_mut(&id) else {
+            return Err(WireError::not_found(format!(
+                "node {id} is not registered (register first)"
+            )));
+        };
+        if e.last_seen.is_none() {
+            // Known from the store but not registered since this coordinator started:
+            // its inventory may be stale, so it must register (and send it) first.
+            return Err(WireError::not_found(format!(
+                "node {id} has not registered with this coordinator yet"
+            )));
+        }
+        if e.state == NodeState::Down {
+            info!("node {id} at {} is up again", e.addr);
+            e.state = NodeState::Up;
+        }
+        e.stats = stats;
+        e.last_seen = Some(now);
+        // The node's `free` now includes the shards it has stored so far.
+        e.reserved = 0;
+        e.reserved_at = None;
+        Ok(())
+    }
+
+    /// Marks Down every Up node silent for longer than `timeout`.
+    pub fn tick(&mut self, now: Instant, timeout: Duration) {
+        for (id, e) in &mut self.nodes {
+            if e.state != NodeState::Up {
+                continue;
+            }
+            let Some(seen) = e.last_seen else { continue };
+            let silent = now.saturating_duration_since(seen);
+            if silent > timeout {
+                e.state = NodeState::Down;
+                warn!(
+                    "node {id} at {} is down: no heartbeat for {:.1}s",
+                    e.addr,
+                    silent.as_secs_f64()
+                );
+            }
+        }
+    }
+
+    pub fn is_known(&self, id: NodeId) -> bool {
+        self.nodes.contains_key(&id)
+    }
+
+    /// Up nodes and their addresses.
+    pub fn up(&self) -> HashMap<NodeId, String> {
+        self.nodes
+            .iter()
+            .filter(|(_, e)| e.state == NodeState::Up)
+            .map(|(id, e)| (*id, e.addr.clone()))
+            .collect()
+    }
+
+    /// Sum of (capacity, used, free) over Up nodes.
+    pub fn up_totals(&self) -> (u64, u64, u64) {
+        self.nodes
+            .values()
+            .filter(|e| e.state == NodeState::Up)
+            .fold((0u64, 0u64, 0u64), |(c, u, f), e| {
+                (
+                    c.saturating_add(e.stats.capacity),
+                    u.saturating_add(e.stats.used),
+                    f.saturating_add(e.stats.free),
+                )
+            })
+    }
+
+    pub fn infos(&self, now: Instant) -> Vec<NodeInfo> {
+        self.nodes
+            .iter()
+            .map(|(id, e)| NodeInfo {
+                id: *id,
+                addr: e.addr.clone(),
+                state: e.state,
+                stats: e.stats,
+                last_seen_ms: e
+                    .last_seen
+                    .map(|s| {
+                        u64::try_from(now.saturating_duration_since(s).as_millis())
+                            .unwrap_or(u64::MAX)
+                    })
+                    .unwrap_or(u64::MAX),
+            })
+            .collect()
+    }
+
+    /// Adds one inventory part to the node's set. On the `last` part the complete set is
+    /// handed back (and forgotten here) so the caller can reconcile locations.
+    pub fn inventory_part(
+        &mut self,
+        id: NodeId,
+        shards: &[ShardId],
+        first: bool,
+        last: bool,
+    ) -> Option<HashSet<ShardId>> {
+        if first {
+            self.inventories.insert(id, HashSet::new());
+        }
+        let set = self.inventories.entry(id).or_default();
+        set.extend(shards.iter().copied());
+        if last {
+            self.inventories.remove(&id)
+        } else {
+            None
+        }
+    }
+}
+
+/// What one inventory part changed, for the log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InventoryCounts {
+    /// Listed shards the coordinator knows.
+    pub known: u64,
+    /// Listed shards no layout has ever referenced: leftovers of failed writes, or data
+    /// from another cluster. Not recorded; a future garbage collector will delete them.
+    pub orphans: u64,
+    /// Locations on this node forgotten because the complete inventory did not list them.
+    pub forgotten: u64,
+}
+
+/// Applies one inventory part: the node holds the listed shards. With `complete` (the
+/// whole inventory, given on the last part), every shard NOT in it loses this node as a
+/// location: the node lost it (disk replaced, file deleted) and readers must not be sent
+/// there.
+pub(crate) fn apply_inventory(
+    t: &mut Tables<'_>,
+    node: NodeId,
+    shards: &[ShardId],
+    complete: Option<&HashSet<ShardId>>,
+) -> WireResult<InventoryCounts> {
+    let mut c = InventoryCounts::default();
+    for id in shards {
+        match t.shard(id)? {
+            Some(mut rec) => {
+                c.known += 1;
+                if !rec.locations.contains(&node.0) {
+                    rec.locations.push(node.0);
+                    t.put_shard(id, &rec)?;
+                }
+            }
+            None => c.orphans += 1,
+        }
+    }
+    if let Some(all) = complete {
+        for (id, mut rec) in t.all_shards()? {
+            if rec.locations.contains(&node.0) && !all.contains(&id) {
+                rec.locations.retain(|n| *n != node.0);
+                t.put_shard(&id, &rec)?;
+                c.forgotten += 1;
+            }
+        }
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(free: u64) -> NodeStats {
+        NodeStats {
+            capacity: free,
+            used: 0,
+            free,
+            shards: 0,
+        }
+    }
+
+    #[test]
+    fn down_after_timeout_and_back() {
+        let mut r = Registry::default();
+        let t0 = Instant::now();
+        r.register(NodeId(1), "a:1", stats(10), t0);
+        r.tick(t0 + Duration::from_secs(1), Duration::from_secs(5));
+        assert_eq!(r.up().len(), 1);
+        r.tick(t0 + Duration::from_secs(6), Duration::from_secs(5));
+        assert!(r.up().is_empty());
+        r.heartbeat(NodeId(1), stats(10), t0 + Duration::from_secs(7))
+            .unwrap();
+        assert_eq!(r.up().len(), 1);
+        assert!(r.heartbeat(NodeId(2), stats(1), t0).is_err());
+    }
+
+    #[test]
+    fn loaded_nodes_are_down_until_registered() {
+        let mut r = Registry::load(vec![(7, "x:1".into())]);
+        assert!(r.up().is_empty());
+        assert!(r.heartbeat(NodeId(7), stats(1), Instant::now()).is_err());
+        r.register(NodeId(7), "x:2", stats(1), Instant::now());
+        assert_eq!(r.up()[&NodeId(7)], "x:2");
+    }
+
+    #[test]
+    fn reservations_expire_and_clear_on_heartbeat() {
+        let t0 = Instant::now();
+        let mut e = NodeEntry::new("a".into());
+        e.stats = stats(100);
+        e.reserve(30, t0);
+        assert_eq!(e.available(t0), 70);
+        assert_eq!(e.available(t0 + RESERVATION_TTL), 100);
+        e.reserve(10, t0 + RESERVATION_TTL);
+        assert_eq!(e.available(t0 + RESERVATION_TTL), 90);
+    }
+}

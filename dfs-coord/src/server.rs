@@ -1,0 +1,446 @@
+//! The coordinator itself: opening the store, dispatching every request with one `match`,
+//! and `run`, which serves it over QUIC until shutdown.
+//!
+//! Requests that read metadata run on a redb read transaction (a snapshot, never blocked
+//! by writers); requests that change it run as one write transaction, fsynced before the
+//! response leaves. Both block on disk, so they run on tokio's blocking pool and never
+//! stall the async workers that move bytes for other connections.
+
+use crate::config::{CoordConfig, CoordSettings};
+use crate::registry::{apply_inventory, Registry};
+use crate::store::{ReadTables, Store, StoredSettings, Tables};
+use crate::{layout, namespace, placement, xattr};
+use anyhow::Context;
+use dfs_proto::coord_msg::{ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime};
+use dfs_proto::pki::Role;
+use dfs_proto::rpc::{serve, server_endpoint, Handler, Peer};
+use dfs_proto::tls::ClusterTls;
+use dfs_proto::{ErrorCode, NodeId, WireError, WireResult};
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::{info, warn};
+
+/// The wall clock in nanoseconds since the epoch, for inode times.
+pub(crate) fn now_ns() -> NanoTime {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+/// The coordinator: namespace, layouts and node registry. Share it with `Arc`.
+pub struct Coordinator {
+    store: Arc<Store>,
+    settings: CoordSettings,
+    registry: Mutex<Registry>,
+}
+
+impl Coordinator {
+    /// Opens (or creates) the metadata store at `path`.
+    pub fn open(path: &Path, settings: CoordSettings) -> anyhow::Result<Arc<Coordinator>> {
+        Coordinator::with_store(Store::open(path)?, settings)
+    }
+
+    /// A coordinator whose metadata lives in memory only, for tests.
+    pub fn open_in_memory(settings: CoordSettings) -> anyhow::Result<Arc<Coordinator>> {
+        Coordinator::with_store(Store::in_memory()?, settings)
+    }
+
+    fn with_store(store: Store, settings: CoordSettings) -> anyhow::Result<Arc<Coordinator>> {
+        settings.validate()?;
+        let mut settings = settings.normalized();
+        let wanted = StoredSettings {
+            replicas: settings.replicas,
+            shard_size: settings.shard_size,
+        };
+        let stored = store
+            .init(wanted, now_ns())
+            .map_err(|e| anyhow::anyhow!("initialise metadata store: {e}"))?;
+        settings.shard_size = stored.shard_size;
+        let known = store
+            .read(|r| r.nodes())
+            .map_err(|e| anyhow::anyhow!("load known nodes: {e}"))?;
+        Ok(Arc::new(Coordinator {
+            store: Arc::new(store),
+            settings,
+            registry: Mutex::new(Registry::load(known)),
+        }))
+    }
+
+    /// The settings in force (the stored shard size, not necessarily the requested one).
+    pub fn settings(&self) -> CoordSettings {
+        self.settings
+    }
+
+    /// Marks Down the nodes that have been silent longer than the node timeout. `run`
+    /// calls this periodically; tests call it with a chosen `now`.
+    pub fn tick(&self, now: Instant) {
+        self.registry().tick(now, self.settings.node_timeout);
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // The registry holds no invariant a panicking holder could break half way that
+        // matters more than staying available, so a poisoned lock is used as is.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in a durable write transaction on the blocking pool.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tables<'_>) -> WireResult<T> + Send + 'static,
+    ) -> WireResult<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.write(f))
+            .await
+            .map_err(|e| WireError::internal(format!("metadata task failed: {e}")))?
+    }
+
+    /// Runs `f` on a read snapshot on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadTables) -> WireResult<T> + Send + 'static,
+    ) -> WireResult<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.read(f))
+            .await
+            .map_err(|e| WireError::internal(format!("metadata task failed: {e}")))?
+    }
+
+    /// Serves one request.
+    pub async fn handle(&self, peer: &Peer, req: CoordRequest) -> WireResult<CoordResponse> {
+        let registry_call = matches!(
+            req,
+            CoordRequest::Register { .. }
+                | CoordRequest::Inventory { .. }
+                | CoordRequest::Heartbeat { .. }
+        );
+        if registry_call && !peer.has(Role::Node) {
+            // Only a storage node may say where shards live; a client that could would
+            // be able to send every reader to a machine of its choosing.
+            return Err(WireError::new(
+                ErrorCode::Unauthorized,
+                format!(
+                    "{} may not make registry requests: it has no node certificate",
+                    peer.addr
+                ),
+            ));
+        }
+        let res = self.dispatch(req).await;
+        if let Err(e) = &res {
+            if e.code == ErrorCode::Internal {
+                warn!(peer = %peer.addr, "request failed: {e}");
+            }
+        }
+        res
+    }
+
+    async fn dispatch(&self, req: CoordRequest) -> WireResult<CoordResponse> {
+        use CoordRequest as Q;
+        use CoordResponse as R;
+        let ss = self.settings.shard_size;
+        match req {
+            Q::Lookup { parent, name } => self
+                .read(move |r| namespace::lookup(r, parent, &name))
+                .await
+                .map(R::Attr),
+            Q::GetAttr { ino } => self
+                .read(move |r| namespace::getattr(r, ino))
+                .await
+                .map(R::Attr),
+            Q::SetAttr {
+                ino,
+                caller: _,
+                set,
+            } => self
+                .write(move |t| namespace::setattr(t, ino, &set, ss, now_ns()))
+                .await
+                .map(R::Attr),
+            Q::Create {
+                parent,
+                name,
+                kind,
+                perm,
+                rdev,
+                caller,
+            } => self
+                .write(move |t| {
+                    namespace::create(t, parent, &name, kind, perm, rdev, caller, now_ns())
+                })
+                .await
+                .map(R::Attr),
+            Q::Symlink {
+                parent,
+                name,
+                target,
+                caller,
+            } => self
+                .write(move |t| namespace::symlink(t, parent, &name, &target, caller, now_ns()))
+                .await
+                .map(R::Attr),
+            Q::Readlink { ino } => self
+                .read(move |r| namespace::readlink(r, ino))
+                .await
+                .map(R::Target),
+            Q::Link {
+                ino,
+                new_parent,
+                new_name,
+            } => self
+                .write(move |t| namespace::link(t, ino, new_parent, &new_name, now_ns()))
+                .await
+                .map(R::Attr),
+            Q::Unlink { parent, name, keep } => self
+                .write(move |t| namespace::unlink(t, parent, &name, keep, now_ns()))
+                .await
+                .map(|()| R::Unit),
+            Q::Rmdir { parent, name } => self
+                .write(move |t| namespace::rmdir(t, parent, &name, now_ns()))
+                .await
+                .map(|()| R::Unit),
+            Q::Rename {
+                parent,
+                name,
+                new_parent,
+                new_name,
+                flags,
+            } => self
+                .write(move |t| {
+                    namespace::rename(t, parent, &name, new_parent, &new_name, flags, now_ns())
+                })
+                .await
+                .map(|()| R::Unit),
+            Q::ReadDir { ino, after, limit } => self
+                .read(move |r| namespace::readdir(r, ino, after.as_deref(), limit))
+                .await
+                .map(R::Dir),
+            Q::Release { ino } => self
+                .write(move |t| namespace::release(t, ino))
+                .await
+                .map(|()| R::Unit),
+            Q::SetXattr {
+                ino,
+                name,
+                value,
+                mode,
+            } => self
+                .write(move |t| xattr::set(t, ino, &name, &value, mode, now_ns()))
+                .await
+                .map(|()| R::Unit),
+            Q::GetXattr { ino, name } => self
+                .read(move |r| xattr::get(r, ino, &name))
+                .await
+                .map(R::Bytes),
+            Q::ListXattr { ino } => self.read(move |r| xattr::list(r, ino)).await.map(R::Names),
+            Q::RemoveXattr { ino, name } => self
+                .write(move |t| xattr::remove(t, ino, &name, now_ns()))
+                .await
+                .map(|()| R::Unit),
+            Q::StatFs => self.statfs().await.map(R::FsStats),
+            Q::GetLayout { ino, from, limit } => {
+                let up = self.registry().up();
+                self.read(move |r| layout::get_layout(r, ino, from, limit, ss, &up))
+                    .await
+                    .map(R::Layout)
+            }
+            Q::Place { shards } => self.place(shards).await.map(R::Placements),
+            Q::Commit {
+                ino,
+                size,
+                mtime,
+                shards,
+                caller,
+            } => self
+                .write(move |t| layout::commit(t, ino, size, mtime, &shards, caller, ss, now_ns()))
+                .await
+                .map(R::Attr),
+            Q::Register { node, addr, stats } => {
+                let a = addr.clone();
+                self.write(move |t| t.put_node(node.0, &a)).await?;
+                self.registry().register(node, &addr, stats, Instant::now());
+                // Heartbeat well inside the timeout, so one lost heartbeat is not fatal.
+                let timeout_ms = self.settings.node_timeout.as_millis();
+                let heartbeat_ms = u64::try_from((timeout_ms / 3).clamp(50, 1000)).unwrap_or(1000);
+                Ok(R::Registered { heartbeat_ms })
+            }
+            Q::Inventory {
+                node,
+                shards,
+                first,
+                last,
+            } => self
+                .inventory(node, shards, first, last)
+                .await
+                .map(|()| R::Unit),
+            Q::Heartbeat { node, stats } => self
+                .registry()
+                .heartbeat(node, stats, Instant::now())
+                .map(|()| R::Unit),
+            Q::Status => self.status().await.map(R::Status),
+        }
+    }
+
+    async fn statfs(&self) -> WireResult<FsStats> {
+        let (capacity, used, free) = self.registry().up_totals();
+        let inodes = self.read(|r| r.inode_count()).await?;
+        // Every byte is stored `replicas` times: what a user can fill is the raw space
+        // divided by that.
+        let r = u64::from(self.settings.replicas.max(1));
+        Ok(FsStats {
+            capacity: capacity / r,
+            used: used / r,
+            free: free / r,
+            inodes,
+            shard_size: self.settings.shard_size,
+            replicas: self.settings.replicas,
+        })
+    }
+
+    async fn place(
+        &self,
+        shards: Vec<(dfs_proto::ShardId, u32)>,
+    ) -> WireResult<Vec<dfs_proto::coord_msg::Placement>> {
+        let ss = self.settings.shard_size;
+        if let Some((id, size)) = shards.iter().find(|(_, size)| *size > ss) {
+            return Err(WireError::invalid(format!(
+                "shard {id} is {size} bytes, larger than the shard size {ss}"
+            )));
+        }
+        let ids: Vec<_> = shards.iter().map(|(id, _)| *id).collect();
+        let locations = self
+            .read(move |r| {
+                ids.iter()
+                    .map(|id| Ok(r.shard(id)?.map(|s| s.locations).unwrap_or_default()))
+                    .collect::<WireResult<Vec<_>>>()
+            })
+            .await?;
+        let s = self.settings;
+        placement::place(
+            &mut self.registry(),
+            &shards,
+            &locations,
+            s.replicas,
+            s.min_copies,
+            Instant::now(),
+        )
+    }
+
+    async fn inventory(
+        &self,
+        node: NodeId,
+        shards: Vec<dfs_proto::ShardId>,
+        first: bool,
+        last: bool,
+    ) -> WireResult<()> {
+        let complete = {
+            let mut reg = self.registry();
+            if !reg.is_known(node) {
+                return Err(WireError::not_found(format!(
+                    "node {node} is not registered (register first)"
+                )));
+            }
+            reg.inventory_part(node, &shards, first, last)
+        };
+        let c = self
+            .write(move |t| apply_inventory(t, node, &shards, complete.as_ref()))
+            .await?;
+        if c.orphans > 0 {
+            info!(
+                "node {node} holds {} shards no file uses (orphans, left for garbage collection)",
+                c.orphans
+            );
+        }
+        if last {
+            info!(
+                "inventory of node {node} complete: {} known shards in the last part, {} \
+                 locations forgotten",
+                c.known, c.forgotten
+            );
+        }
+        Ok(())
+    }
+
+    async fn status(&self) -> WireResult<ClusterStatus> {
+        let (nodes, up) = {
+            let reg = self.registry();
+            (reg.infos(Instant::now()), reg.up())
+        };
+        let replicas = self.settings.replicas;
+        let (shards, under, inodes) = self
+            .read(move |r| {
+                let (used, under) = layout::replication_counts(r, replicas, &up)?;
+                Ok((used, under, r.inode_count()?))
+            })
+            .await?;
+        Ok(ClusterStatus {
+            nodes,
+            replicas,
+            shard_size: self.settings.shard_size,
+            under_replicated: under,
+            shards,
+            inodes,
+        })
+    }
+}
+
+impl Handler<CoordRequest, CoordResponse> for Coordinator {
+    async fn handle(&self, peer: &Peer, req: CoordRequest) -> WireResult<CoordResponse> {
+        Coordinator::handle(self, peer, req).await
+    }
+}
+
+/// Writes `addr` to `path` through a temporary file and a rename, so a script polling
+/// for the file never reads a half-written address.
+fn write_addr_file(path: &Path, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{addr}\n"))
+        .with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    Ok(())
+}
+
+/// Periodically marks silent nodes Down. Checking a few times per timeout keeps the
+/// detection delay close to the timeout itself.
+async fn down_detector(coord: Arc<Coordinator>) {
+    let period =
+        (coord.settings.node_timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let mut iv = tokio::time::interval(period);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        iv.tick().await;
+        coord.tick(Instant::now());
+    }
+}
+
+/// Opens `DATA/meta.redb`, serves QUIC on `cfg.listen` and watches node heartbeats until
+/// `shutdown` resolves. Every acknowledged change is already durable, so shutting down
+/// needs no flushing: it stops accepting, lets in-flight streams finish briefly, and
+/// returns.
+pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data)
+        .with_context(|| format!("create data directory {}", cfg.data.display()))?;
+    let db_path = cfg.data.join("meta.redb");
+    let coord = tokio::task::spawn_blocking(move || Coordinator::open(&db_path, cfg.settings))
+        .await
+        .context("open metadata store")??;
+    let tls = ClusterTls::load_dir(&cfg.certs, &cfg.cert_name)
+        .with_context(|| format!("load certificate {:?}", cfg.cert_name))?;
+    let endpoint = server_endpoint(&tls, cfg.listen)?;
+    let local = endpoint.local_addr().context("read bound address")?;
+    let s = coord.settings();
+    info!(
+        "coordinator listening on {local} (replicas {}, min copies {}, shard size {}, node timeout {:?})",
+        s.replicas, s.min_copies, s.shard_size, s.node_timeout
+    );
+    if let Some(p) = &cfg.addr_file {
+        write_addr_file(p, local)?;
+    }
+    let detector = tokio::spawn(down_detector(coord.clone()));
+    serve(endpoint.clone(), coord, shutdown).await;
+    detector.abort();
+    // Give clients a moment to receive the close; nothing is lost if they do not.
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    info!("coordinator stopped");
+    Ok(())
+}
