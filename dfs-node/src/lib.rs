@@ -1,11 +1,133 @@
-//! dfs storage node: keeps content-addressed shards on local disk.
+//! dfs storage node: keeps content-addressed shards on local disk and serves them to
+//! clients, other nodes and the coordinator over mutually-authenticated QUIC.
+//!
+//! A node knows nothing about files or directories: it stores opaque shards, each named by
+//! the SHA-256 of its bytes, and checks that name on the way in and on the way out. Which
+//! shards make up which file, and which nodes hold them, is the coordinator's business;
+//! the node only tells the coordinator that it exists, what it holds and how full it is.
 //!
 //! # Layout
-//! - [`shard_store`]: the data directory: durable writes, verified reads, deletes, listing,
-//!   space accounting against capacity, and the node's identity file.
+//! - [`config`]: command-line flags of the `dfs-node` binary (and the `10G` size syntax).
+//! - [`shard_store`]: the data directory: durable writes (tmp, fsync, rename, fsync the
+//!   directory), verified reads, deletes, listing, space accounting against capacity, and
+//!   the node's identity file.
 //! - [`shard_file`]: the byte layout of one shard file (header, per-block checksums, data).
 //! - [`durable`]: the crash-safe file-writing sequences, in one place.
+//! - [`server`]: the request handler mapping `NodeRequest`s onto the shard store.
+//! - [`registration`]: register with the coordinator, send the inventory, heartbeat, and
+//!   start over when the coordinator has forgotten us.
+//! - [`run`] (here): wires them together for one node process.
 
+pub mod config;
 pub mod durable;
+pub mod registration;
+pub mod server;
 pub mod shard_file;
 pub mod shard_store;
+
+use anyhow::{Context, Result};
+use dfs_proto::pki::Role;
+use dfs_proto::rpc::{client_endpoint, serve, server_endpoint, RpcClient};
+use dfs_proto::tls::ClusterTls;
+use registration::Registration;
+use server::NodeService;
+use shard_store::ShardStore;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Everything a node process needs to know at start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Data directory (shards, `node.id`).
+    pub data: PathBuf,
+    /// Address to bind the QUIC endpoint to; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Address to tell the coordinator (and through it, clients); the bound address if
+    /// `None`.
+    pub advertise: Option<String>,
+    /// Coordinator address, `host:port`.
+    pub coord: String,
+    /// Certificate directory (`ca.crt`, `NAME.crt`, `NAME.key`).
+    pub certs: PathBuf,
+    /// This node's certificate name in `certs`.
+    pub cert_name: String,
+    /// Bytes shards may use; `None`: free disk space minus `reserve`.
+    pub capacity: Option<u64>,
+    /// Disk space left for others when `capacity` is `None`.
+    pub reserve: u64,
+    /// File to write the advertised address to once listening.
+    pub addr_file: Option<PathBuf>,
+}
+
+/// Runs a storage node until `shutdown` resolves.
+pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let store = {
+        let (data, capacity, reserve) = (cfg.data.clone(), cfg.capacity, cfg.reserve);
+        tokio::task::spawn_blocking(move || ShardStore::open(&data, capacity, reserve))
+            .await
+            .context("open shard store")?
+            .with_context(|| format!("open data directory {}", cfg.data.display()))?
+    };
+    let store = Arc::new(store);
+
+    let tls = ClusterTls::load_dir(&cfg.certs, &cfg.cert_name).with_context(|| {
+        format!(
+            "load certificate {:?} from {}",
+            cfg.cert_name,
+            cfg.certs.display()
+        )
+    })?;
+    let endpoint = server_endpoint(&tls, cfg.listen)?;
+    // With port 0 the kernel chose the port: ask what we actually got.
+    let bound = endpoint.local_addr().context("read bound address")?;
+    let advertised = match &cfg.advertise {
+        Some(a) => a.clone(),
+        None => {
+            if bound.ip().is_unspecified() {
+                warn!("listening on {bound}, which no one can dial: pass --advertise HOST:PORT");
+            }
+            bound.to_string()
+        }
+    };
+    if let Some(path) = &cfg.addr_file {
+        // Atomic replace: a script polling for the file never reads half an address.
+        let (p, text) = (path.clone(), format!("{advertised}\n"));
+        tokio::task::spawn_blocking(move || durable::write_atomic(&p, text.as_bytes()))
+            .await
+            .context("write address file")?
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+
+    let stats = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.stats())
+            .await
+            .context("read node stats")?
+    };
+    info!(
+        node = %store.node_id(),
+        addr = %advertised,
+        data = %cfg.data.display(),
+        capacity = stats.capacity,
+        used = stats.used,
+        shards = stats.shards,
+        "dfs-node started"
+    );
+
+    // The node dials the coordinator with its own certificate, whose role (node) is what
+    // lets the coordinator accept its registration; it insists the other side is a
+    // coordinator.
+    let client = RpcClient::new(client_endpoint(&tls)?, Role::Coord);
+    let registration =
+        tokio::spawn(Registration::new(store.clone(), client, cfg.coord.clone(), advertised).run());
+
+    serve(endpoint, Arc::new(NodeService::new(store)), shutdown).await;
+    // Requests already running in the blocking pool finish on their own (a put completes
+    // its rename or leaves only a tmp file, removed at the next start).
+    registration.abort();
+    info!("dfs-node stopped");
+    Ok(())
+}
