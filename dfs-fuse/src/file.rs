@@ -249,6 +249,7 @@ impl FileState {
                 // buffer once instead of doubling it eight times.
                 buf.reserve_exact(self.shard_size as usize - buf.len());
             }
+            self.dirty_bytes += buf.len();
             self.dirty.insert(idx, buf);
         }
         self.dirty

@@ -1,0 +1,442 @@
+#![allow(clippy::unwrap_used)]
+//! The filesystem core against an in-process cluster: the real coordinator logic (redb
+//! in memory) and in-memory storage nodes. No kernel, no network: these tests pin down
+//! the write buffering, commit, read planning and failover logic of `dfs-fuse`.
+
+use dfs_coord::{CoordSettings, Coordinator};
+use dfs_fuse::backend::Backend;
+use dfs_fuse::fs::{Fs, FsConfig};
+use dfs_proto::coord_msg::{Caller, CoordRequest, CoordResponse, FileKind, SetAttrs};
+use dfs_proto::node_msg::{NodeRequest, NodeResponse, NodeStats};
+use dfs_proto::pki::Role;
+use dfs_proto::rpc::Peer;
+use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult, ROOT_INO};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ME: Caller = Caller {
+    uid: 1000,
+    gid: 1000,
+};
+const MIB: usize = 1 << 20;
+
+/// Coordinator in-process; nodes are hash maps keyed by address.
+struct Cluster {
+    coord: Arc<Coordinator>,
+    nodes: Mutex<HashMap<String, HashMap<ShardId, Vec<u8>>>>,
+    down: Mutex<HashSet<String>>,
+    /// Requests per node address, to check what was (not) fetched.
+    gets: Mutex<Vec<(String, bool)>>,
+}
+
+fn peer(role: Role) -> Peer {
+    Peer {
+        addr: "127.0.0.1:1".parse().unwrap(),
+        roles: vec![role],
+    }
+}
+
+impl Cluster {
+    async fn new(nodes: u64, replicas: u32) -> Arc<Cluster> {
+        let coord = Coordinator::open_in_memory(CoordSettings {
+            replicas,
+            min_copies: replicas,
+            ..Default::default()
+        })
+        .unwrap();
+        let c = Arc::new(Cluster {
+            coord,
+            nodes: Mutex::new(HashMap::new()),
+            down: Mutex::new(HashSet::new()),
+            gets: Mutex::new(Vec::new()),
+        });
+        for k in 1..=nodes {
+            let addr = format!("mem-{k}");
+            c.nodes.lock().unwrap().insert(addr.clone(), HashMap::new());
+            let stats = NodeStats {
+                capacity: 1 << 40,
+                used: 0,
+                free: 1 << 40,
+                shards: 0,
+            };
+            c.coord
+                .handle(
+                    &peer(Role::Node),
+                    CoordRequest::Register {
+                        node: NodeId(k),
+                        addr,
+                        stats,
+                    },
+                )
+                .await
+                .unwrap();
+            c.coord
+                .handle(
+                    &peer(Role::Node),
+                    CoordRequest::Inventory {
+                        node: NodeId(k),
+                        shards: vec![],
+                        first: true,
+                        last: true,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        c
+    }
+
+    fn corrupt_everywhere(&self, id: &ShardId) {
+        for shards in self.nodes.lock().unwrap().values_mut() {
+            if let Some(d) = shards.get_mut(id) {
+                d[0] ^= 1;
+            }
+        }
+    }
+}
+
+impl Backend for Cluster {
+    async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
+        self.coord.handle(&peer(Role::Client), req).await
+    }
+
+    async fn node(
+        &self,
+        addr: &str,
+        req: &NodeRequest,
+        _deadline: Duration,
+    ) -> WireResult<NodeResponse> {
+        if self.down.lock().unwrap().contains(addr) {
+            return Err(WireError::unavailable(format!("{addr} is down")));
+        }
+        let mut nodes = self.nodes.lock().unwrap();
+        let store = nodes
+            .get_mut(addr)
+            .ok_or_else(|| WireError::unavailable("no such node"))?;
+        match req {
+            NodeRequest::Put { id, data } => {
+                if !id.matches(data) {
+                    return Err(WireError::corrupt("hash mismatch"));
+                }
+                store.insert(*id, data.clone());
+                Ok(NodeResponse::Stored)
+            }
+            NodeRequest::Get { id, range } => {
+                self.gets
+                    .lock()
+                    .unwrap()
+                    .push((addr.to_string(), range.is_none()));
+                let d = store
+                    .get(id)
+                    .ok_or_else(|| WireError::not_found("no shard"))?;
+                match range {
+                    None => Ok(NodeResponse::Data(d.clone())),
+                    Some(r) => {
+                        // Like a node's per-block verification: corrupt bytes are refused.
+                        if !id.matches(d) {
+                            return Err(WireError::corrupt("block checksum mismatch"));
+                        }
+                        let (o, l) = (r.offset as usize, r.len as usize);
+                        d.get(o..o + l)
+                            .map(|s| NodeResponse::Data(s.to_vec()))
+                            .ok_or_else(|| WireError::invalid("range"))
+                    }
+                }
+            }
+            NodeRequest::Delete { id } => store
+                .remove(id)
+                .map(|_| NodeResponse::Deleted)
+                .ok_or_else(|| WireError::not_found("x")),
+            NodeRequest::Status => Err(WireError::invalid("not needed")),
+        }
+    }
+}
+
+fn fs(c: &Arc<Cluster>) -> Fs<Cluster> {
+    Fs::new(
+        c.clone(),
+        FsConfig {
+            cache_bytes: 8 * MIB,
+            upload_slots: 4,
+            max_dirty: 4 * MIB,
+            node_deadline: Duration::from_secs(1),
+        },
+    )
+}
+
+/// Pseudo-random bytes (xorshift), so no two shards of a file are identical.
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+async fn new_file(fs: &Fs<Cluster>, name: &str) -> (u64, u64) {
+    let (a, fh) = fs.create(ROOT_INO, name, 0o644, ME).await.unwrap();
+    (a.ino, fh)
+}
+
+async fn read_all(fs: &Fs<Cluster>, ino: u64) -> Vec<u8> {
+    let (fh, _) = fs.open(ino).await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        let d = fs.read(fh, out.len() as u64, 128 * 1024).await.unwrap();
+        if d.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&d);
+    }
+    fs.release(fh, ME).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_write_then_read_back() {
+    let c = Cluster::new(3, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "big").await;
+    let data = pattern(5 * MIB + 123, 7);
+    for (i, chunk) in data.chunks(128 * 1024).enumerate() {
+        fs.write(fh, (i * 128 * 1024) as u64, chunk).await.unwrap();
+    }
+    // Before the flush another mount (a fresh Fs) sees nothing: close-to-open.
+    let other = self::fs(&c);
+    assert_eq!(other.getattr(ino).await.unwrap().size, 0);
+    fs.flush(fh, ME).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    assert_eq!(other.getattr(ino).await.unwrap().size, data.len() as u64);
+    assert_eq!(read_all(&other, ino).await, data);
+    // Each of the 6 shards is on 2 distinct nodes.
+    let nodes = c.nodes.lock().unwrap();
+    let copies: usize = nodes.values().map(|s| s.len()).sum();
+    assert_eq!(copies, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_in_the_middle_and_holes() {
+    let c = Cluster::new(3, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "f").await;
+    let mut want = pattern(3 * MIB, 1);
+    fs.write(fh, 0, &want).await.unwrap();
+    fs.flush(fh, ME).await.unwrap();
+    // Overwrite 10 bytes straddling the first shard boundary, through another handle.
+    let (fh2, _) = fs.open(ino).await.unwrap();
+    fs.write(fh2, (MIB - 5) as u64, b"0123456789")
+        .await
+        .unwrap();
+    want[MIB - 5..MIB + 5].copy_from_slice(b"0123456789");
+    // Read-your-writes before commit.
+    assert_eq!(
+        fs.read(fh, (MIB - 6) as u64, 12).await.unwrap(),
+        want[MIB - 6..MIB + 6].to_vec()
+    );
+    // A write 2 MiB past the end leaves a hole of zeros.
+    fs.write(fh2, (5 * MIB) as u64, b"end").await.unwrap();
+    want.resize(5 * MIB, 0);
+    want.extend_from_slice(b"end");
+    fs.release(fh2, ME).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    assert_eq!(read_all(&self::fs(&c), ino).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_down_then_up_reads_zeros() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "t").await;
+    fs.write(fh, 0, &pattern(2 * MIB, 3)).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    fs.setattr(
+        ino,
+        ME,
+        SetAttrs {
+            size: Some(1000),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    fs.setattr(
+        ino,
+        ME,
+        SetAttrs {
+            size: Some(3 * MIB as u64),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let got = read_all(&fs, ino).await;
+    assert_eq!(got.len(), 3 * MIB);
+    assert_eq!(&got[..1000], &pattern(2 * MIB, 3)[..1000]);
+    assert!(
+        got[1000..].iter().all(|&b| b == 0),
+        "old bytes resurfaced after truncate+extend"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_while_open_with_dirty_data() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "t").await;
+    fs.write(fh, 0, &pattern(MIB + 10, 3)).await.unwrap();
+    let a = fs
+        .setattr(
+            ino,
+            ME,
+            SetAttrs {
+                size: Some(10),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.size, 10);
+    fs.write(fh, 20, b"x").await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    let mut want = pattern(10, 3);
+    want.extend_from_slice(&[0; 10]);
+    want.push(b'x');
+    assert_eq!(read_all(&self::fs(&c), ino).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_fails_over_to_another_holder_and_fails_cleanly_when_none() {
+    let c = Cluster::new(3, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "f").await;
+    let data = pattern(MIB, 9);
+    fs.write(fh, 0, &data).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    let id = ShardId::of(&data);
+    let holders: Vec<String> = c
+        .nodes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| s.contains_key(&id))
+        .map(|(a, _)| a.clone())
+        .collect();
+    assert_eq!(holders.len(), 2);
+    // One holder down: the read still returns the right bytes.
+    c.down.lock().unwrap().insert(holders[0].clone());
+    assert_eq!(read_all(&self::fs(&c), ino).await, data);
+    // Every copy corrupt: the read fails (EIO), it never returns bad bytes.
+    c.down.lock().unwrap().clear();
+    c.corrupt_everywhere(&id);
+    let fresh = self::fs(&c);
+    let (fh, _) = fresh.open(ino).await.unwrap();
+    let e = fresh.read(fh, 0, 4096).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
+    let e = fresh.read(fh, 4096, 128 * 1024).await.unwrap_err();
+    assert_eq!(dfs_fuse::errno::errno(&e), libc::EIO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_small_reads_fetch_ranges_not_whole_shards() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "f").await;
+    let data = pattern(4 * MIB, 5);
+    fs.write(fh, 0, &data).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    let fresh = self::fs(&c);
+    let (fh, _) = fresh.open(ino).await.unwrap();
+    c.gets.lock().unwrap().clear();
+    for off in [3 * MIB + 8192, 17 * 4096, 2 * MIB + 4096 * 100] {
+        assert_eq!(
+            fresh.read(fh, off as u64, 4096).await.unwrap(),
+            data[off..off + 4096].to_vec()
+        );
+    }
+    let gets = c.gets.lock().unwrap();
+    assert_eq!(gets.len(), 3);
+    assert!(
+        gets.iter().all(|(_, whole)| !whole),
+        "random 4 KiB reads fetched whole shards: {gets:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_upload_keeps_data_for_retry() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "f").await;
+    c.down.lock().unwrap().insert("mem-2".into());
+    let data = pattern(MIB / 2, 4);
+    fs.write(fh, 0, &data).await.unwrap();
+    // Replication 2 needs both nodes: the flush reports the failure...
+    let e = fs.flush(fh, ME).await.unwrap_err();
+    assert_eq!(dfs_fuse::errno::errno(&e), libc::EIO, "{e}");
+    assert_eq!(self::fs(&c).getattr(ino).await.unwrap().size, 0);
+    // ...and once the node is back, the same bytes commit.
+    c.down.lock().unwrap().clear();
+    fs.flush(fh, ME).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    assert_eq!(read_all(&self::fs(&c), ino).await, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_shards_are_stored_once() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let data = pattern(MIB, 8);
+    for name in ["a", "b"] {
+        let (_, fh) = new_file(&fs, name).await;
+        fs.write(fh, 0, &data).await.unwrap();
+        fs.release(fh, ME).await.unwrap();
+    }
+    let copies: usize = c.nodes.lock().unwrap().values().map(|s| s.len()).sum();
+    assert_eq!(
+        copies, 2,
+        "the second file's identical shard was stored again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlinked_open_file_stays_readable_until_release() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "f").await;
+    fs.write(fh, 0, b"still here").await.unwrap();
+    fs.flush(fh, ME).await.unwrap();
+    fs.unlink(ROOT_INO, "f").await.unwrap();
+    assert_eq!(
+        fs.lookup(ROOT_INO, "f").await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    assert_eq!(fs.read(fh, 0, 100).await.unwrap(), b"still here");
+    assert_eq!(fs.getattr(ino).await.unwrap().nlink, 0);
+    fs.release(fh, ME).await.unwrap();
+    assert_eq!(fs.getattr(ino).await.unwrap_err().code, ErrorCode::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_listing_spans_pages() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let d = fs
+        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
+        .await
+        .unwrap();
+    for i in 0..2100 {
+        fs.mknod(d.ino, &format!("n{i:05}"), FileKind::File, 0o644, 0, ME)
+            .await
+            .unwrap();
+    }
+    let fh = fs.opendir(d.ino).await.unwrap();
+    let snap = fs.dir(fh).unwrap();
+    assert_eq!(snap.entries.len(), 2100);
+    assert_eq!(snap.parent, ROOT_INO);
+    assert!(snap.entries.windows(2).all(|w| w[0].name < w[1].name));
+    fs.releasedir(fh);
+}
