@@ -20,6 +20,12 @@ use std::time::Instant;
 
 /// Picks up to `count` distinct Up nodes, not in `exclude`, each with at least `size`
 /// bytes available, reserving `size` on each. May return fewer if not enough qualify.
+///
+/// One round of smooth weighted round-robin choosing `k` nodes at once: every eligible
+/// node's cursor grows by `k * weight`, the `k` largest cursors win and each gives back
+/// the total weight. Picking them one after the other instead (excluding the first from
+/// the second pick) skews the shares: with three equal nodes and two copies, one node
+/// ends up with half the load of the others.
 pub(crate) fn choose(
     reg: &mut Registry,
     exclude: &[NodeId],
@@ -27,41 +33,43 @@ pub(crate) fn choose(
     size: u64,
     now: Instant,
 ) -> Vec<NodeId> {
-    let mut chosen: Vec<NodeId> = Vec::with_capacity(count);
-    for _ in 0..count {
-        let eligible: Vec<(NodeId, i128)> = reg
-            .nodes
-            .iter()
-            .filter(|(id, e)| {
-                e.state == NodeState::Up
-                    && !exclude.contains(id)
-                    && !chosen.contains(id)
-                    && e.available(now) >= size
-                    // A node reporting no free space at all is full, even for an empty shard.
-                    && e.available(now) > 0
-            })
-            .map(|(id, e)| (*id, i128::from(e.available(now))))
-            .collect();
-        if eligible.is_empty() {
-            break;
+    let eligible: Vec<(NodeId, i128)> = reg
+        .nodes
+        .iter()
+        .filter(|(id, e)| {
+            let avail = e.available(now);
+            // A node reporting no free space at all is full, even for an empty shard.
+            e.state == NodeState::Up && !exclude.contains(id) && avail >= size && avail > 0
+        })
+        .map(|(id, e)| (*id, i128::from(e.available(now))))
+        .collect();
+    let k = count.min(eligible.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let total: i128 = eligible.iter().map(|(_, w)| w).sum();
+    let mut ranked: Vec<(NodeId, i128)> = Vec::with_capacity(eligible.len());
+    for (id, w) in &eligible {
+        if let Some(e) = reg.nodes.get_mut(id) {
+            e.cursor += w * k as i128;
+            ranked.push((*id, e.cursor));
         }
-        let total: i128 = eligible.iter().map(|(_, w)| w).sum();
-        let mut best: Option<(NodeId, i128)> = None;
-        for (id, w) in &eligible {
-            if let Some(e) = reg.nodes.get_mut(id) {
-                e.cursor += w;
-                // Ties go to the lowest id (BTreeMap order): deterministic.
-                if best.is_none_or(|(_, c)| e.cursor > c) {
-                    best = Some((*id, e.cursor));
-                }
-            }
-        }
-        let Some((id, _)) = best else { break };
-        if let Some(e) = reg.nodes.get_mut(&id) {
+    }
+    // Largest cursor first; ties go to the lowest id, so the choice is deterministic.
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let chosen: Vec<NodeId> = ranked.iter().take(k).map(|(id, _)| *id).collect();
+    for id in &chosen {
+        if let Some(e) = reg.nodes.get_mut(id) {
             e.cursor -= total;
             e.reserve(size, now);
         }
-        chosen.push(id);
+    }
+    // A node that must be picked every round anyway (e.g. two nodes, two copies) would
+    // otherwise drift without bound and then hog picks once a new node joins.
+    for (id, _) in &eligible {
+        if let Some(e) = reg.nodes.get_mut(id) {
+            e.cursor = e.cursor.clamp(-total, total);
+        }
     }
     chosen
 }

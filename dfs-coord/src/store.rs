@@ -131,10 +131,12 @@ fn decode<T: DeserializeOwned>(b: &[u8], what: &str) -> WireResult<T> {
     postcard::from_bytes(b).map_err(|e| WireError::internal(format!("corrupt {what} record: {e}")))
 }
 
+type StrKeyBound<'a> = Bound<(u64, &'a str)>;
+
 /// Key bounds covering every `(first, _)` key of a table keyed by `(u64, &str)`, starting
 /// after `after` if given. `""` is the smallest string, so `(first + 1, "")` is the first
 /// key past the group.
-fn str_group(first: u64, after: Option<&str>) -> (Bound<(u64, &str)>, Bound<(u64, &str)>) {
+fn str_group(first: u64, after: Option<&str>) -> (StrKeyBound<'_>, StrKeyBound<'_>) {
     let lo = match after {
         Some(a) => Bound::Excluded((first, a)),
         None => Bound::Included((first, "")),

@@ -1,0 +1,110 @@
+//! The coordinator served over real QUIC with mutual TLS.
+
+use super::*;
+use dfs_proto::rpc::{client_endpoint, RpcClient};
+use dfs_proto::tls::ClusterTls;
+use std::time::Duration;
+
+#[tokio::test]
+async fn serve_over_quic_and_refuse_client_registry_calls() {
+    let certs = tempfile::tempdir().unwrap();
+    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let addr_file = data.path().join("addr");
+    let cfg = dfs_coord::CoordConfig {
+        data: data.path().join("meta"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        certs: certs.path().to_path_buf(),
+        cert_name: "coord".into(),
+        settings: CoordSettings::default(),
+        addr_file: Some(addr_file.clone()),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(dfs_coord::run(cfg, async {
+        let _ = stop_rx.await;
+    }));
+    let mut addr = String::new();
+    for _ in 0..200 {
+        if let Ok(s) = std::fs::read_to_string(&addr_file) {
+            addr = s.trim().to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!addr.is_empty(), "the coordinator never wrote its address");
+
+    let tls = ClusterTls::load_dir(certs.path(), "client").unwrap();
+    let client = RpcClient::new(client_endpoint(&tls).unwrap(), Role::Coord);
+    let d = Duration::from_secs(5);
+    let created: CoordResponse = client
+        .call(
+            &addr,
+            &CoordRequest::Create {
+                parent: ROOT,
+                name: "hello".into(),
+                kind: FileKind::File,
+                perm: 0o644,
+                rdev: 0,
+                caller: USER,
+            },
+            d,
+        )
+        .await
+        .unwrap();
+    let CoordResponse::Attr(a) = created else {
+        panic!("{created:?}")
+    };
+    let found: CoordResponse = client
+        .call(
+            &addr,
+            &CoordRequest::Lookup {
+                parent: ROOT,
+                name: "hello".into(),
+            },
+            d,
+        )
+        .await
+        .unwrap();
+    let CoordResponse::Attr(b) = found else {
+        panic!("{found:?}")
+    };
+    assert_eq!(a, b);
+
+    let refused = client
+        .call::<_, CoordResponse>(
+            &addr,
+            &CoordRequest::Register {
+                node: NodeId(1),
+                addr: "127.0.0.1:1".into(),
+                stats: stats(1),
+            },
+            d,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Unauthorized);
+
+    // A node certificate may register.
+    let ntls = ClusterTls::load_dir(certs.path(), "node-1").unwrap();
+    let node = RpcClient::new(client_endpoint(&ntls).unwrap(), Role::Coord);
+    let r: CoordResponse = node
+        .call(
+            &addr,
+            &CoordRequest::Register {
+                node: NodeId(1),
+                addr: "127.0.0.1:1".into(),
+                stats: stats(1),
+            },
+            d,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(r, CoordResponse::Registered { .. }));
+
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("run() returns after shutdown")
+        .unwrap()
+        .unwrap();
+}
