@@ -8,8 +8,8 @@
 //!   [`CoordConfig`], plus parsing of `1M` / `5s` style values.
 //! - `store`: the redb tables and their postcard-encoded records; every write request is
 //!   one transaction, fsynced before the response is sent.
-//! - `namespace`: POSIX operations (create, link, unlink, rename, setattr, readdir...)
-//!   with the rules Linux applies.
+//! - `namespace`: POSIX operations (create, link, unlink, setattr, readdir...) with the
+//!   rules Linux applies; `namespace/rename.rs` holds rename, the most intricate one.
 //! - `xattr`: extended attributes.
 //! - `layout`: file layouts, shard reference counts and locations; `Commit` and truncate.
 //! - `registry`: storage nodes, heartbeats, Up/Down, inventories.
@@ -17,6 +17,17 @@
 //! - [`server`]: the [`Coordinator`] (one `match` over every request) and [`run`], which
 //!   serves it over QUIC.
 //! - [`cli`] and [`status`]: the `dfs-coord` command line and its status output.
+
+//!
+//! # Where this differs from a local Linux filesystem
+//! - A file replaced by `Rename` is deleted at once even if another client has it open
+//!   (the request carries no `keep` flag, unlike `Unlink`).
+//! - Orphans (unlinked but open files) of a client that dies without `Release` stay in
+//!   the `orphans` table; nothing reclaims them yet.
+//! - Shards whose reference count drops to zero keep their record and their copies on the
+//!   nodes: there is no garbage collector yet.
+//! - A new file in a set-group-ID directory keeps any set-group-ID bit it was created
+//!   with, because the coordinator does not know the caller's supplementary groups.
 
 pub mod cli;
 pub mod config;
