@@ -17,6 +17,8 @@ cleanup() {
 trap cleanup EXIT
 step() { printf '[posix %s] %s\n' "$(date +%T)" "$*"; }
 
+# Other users must be able to reach the mount for the permission checks.
+chmod 755 "$DIR"
 "$HERE/cluster.sh" up "$DIR" --nodes 3 --replicas 2
 # shellcheck disable=SC1091
 source "$DIR/cluster.conf"
