@@ -201,6 +201,15 @@ impl Registry {
             .collect()
     }
 
+    /// A write stored shard `id` on `node`. If the node is in the middle of sending its
+    /// inventory, that inventory was listed before this shard arrived: count the shard as
+    /// listed, or reconciliation at the last part would forget a location that is real.
+    pub fn note_stored(&mut self, node: NodeId, id: ShardId) {
+        if let Some(set) = self.inventories.get_mut(&node) {
+            set.insert(id);
+        }
+    }
+
     /// Adds one inventory part to the node's set. On the `last` part the complete set is
     /// handed back (and forgotten here) so the caller can reconcile locations.
     pub fn inventory_part(

@@ -251,10 +251,21 @@ impl Coordinator {
                 mtime,
                 shards,
                 caller,
-            } => self
-                .write(move |t| layout::commit(t, ino, size, mtime, &shards, caller, ss, now_ns()))
+            } => {
+                {
+                    let mut reg = self.registry();
+                    for s in &shards {
+                        for n in &s.stored_on {
+                            reg.note_stored(*n, s.id);
+                        }
+                    }
+                }
+                self.write(move |t| {
+                    layout::commit(t, ino, size, mtime, &shards, caller, ss, now_ns())
+                })
                 .await
-                .map(R::Attr),
+                .map(R::Attr)
+            }
             Q::Register { node, addr, stats } => {
                 let a = addr.clone();
                 self.write(move |t| t.put_node(node.0, &a)).await?;

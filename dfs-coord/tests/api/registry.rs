@@ -180,3 +180,29 @@ async fn down_nodes_get_nothing_and_hold_nothing() {
     assert_eq!(e.code, ErrorCode::Unavailable);
     assert!(e.message.contains("only 0 of 3 nodes are up"), "{e}");
 }
+
+#[tokio::test]
+async fn shard_committed_during_an_inventory_keeps_its_location() {
+    // A node lists its disk, registers, then sends the list. A shard written to it and
+    // committed while the list is in flight is not in the list, but the node holds it:
+    // reconciliation must not forget that location.
+    let t = T::new();
+    for n in 1..=2 {
+        t.register(n, 1 << 30).await;
+    }
+    let f = t.file(ROOT, "f").await;
+    let data = b"arrived during the inventory".to_vec();
+    inventory(&t, 1, vec![], true, false).await;
+    t.commit(
+        f.ino,
+        data.len() as u64,
+        vec![cshard(0, &data, &[1, 2])],
+        USER,
+    )
+    .await
+    .unwrap();
+    inventory(&t, 1, vec![], false, true).await;
+    let l = t.layout(f.ino, 0, 10).await.unwrap();
+    let holders: Vec<u64> = l.shards[0].holders.iter().map(|h| h.id.0).collect();
+    assert_eq!(holders, vec![1, 2]);
+}
