@@ -239,9 +239,14 @@ if M2:
     write(cp, b"version 1")
     p_other = os.path.join(M2, os.path.relpath(cp, M))
     check("second mount sees committed file", read(p_other) == b"version 1")
+    os.stat(p_other)  # the second kernel now caches the old size
     write(cp, b"version 2, longer")
-    time.sleep(1.1)  # attributes may be cached for the TTL (1 s)
-    check("second mount sees new content after close", read(p_other) == b"version 2, longer")
+    check("second mount sees new content right after close (no TTL wait)", read(p_other) == b"version 2, longer")
+    with open(cp, "r+b") as f:
+        f.write(b"V3")
+        f.flush()
+        os.fsync(f.fileno())
+        check("second mount sees content after fsync, before close", read(p_other) == b"V3rsion 2, longer")
 
 print("%d failures" % len(failures))
 sys.exit(1 if failures else 0)

@@ -24,7 +24,9 @@ chmod 755 "$DIR"
 source "$DIR/cluster.conf"
 BIN=${DFS_BIN_DIR:-$ROOT/target/${DFS_PROFILE:-debug}}
 mkdir -p "$M2"
-setsid "$BIN/dfs-fuse" "$M2" --coord "127.0.0.1:$PORT" --certs "$DIR/certs" >"$DIR/logs/mount2.log" 2>&1 &
+# The second mount gives up on a silent node after 1 s (the stall test below).
+setsid "$BIN/dfs-fuse" "$M2" --coord "127.0.0.1:$PORT" --certs "$DIR/certs" --node-timeout-ms 1000 \
+  >"$DIR/logs/mount2.log" 2>&1 &
 M2PID=$!
 for _ in $(seq 100); do grep -qs " $M2 fuse" /proc/mounts && break; sleep 0.1; done
 grep -qs " $M2 fuse" /proc/mounts || fail "second mount did not appear"
@@ -66,4 +68,28 @@ head -c $((64 << 20)) /dev/urandom >"$WORK/r"
 cp "$WORK/r" "$M/r"
 want=$(sha256sum <"$WORK/r"); [[ $(sha256sum <"$M/r") == "$want" ]] || fail "sha256 on mount 1"
 [[ $(sha256sum <"$M2/r") == "$want" ]] || fail "sha256 on mount 2"
+step "frozen nodes: a stalled read fails with EIO in bounded time and never blocks ls"
+head -c $((8 << 20)) /dev/urandom >"$WORK/s"
+cp "$WORK/s" "$M/stall"
+sync; echo 3 >/proc/sys/vm/drop_caches
+NODE_PIDS=$(cat "$DIR"/pids/node-*.pid)
+kill -STOP $NODE_PIDS
+t0=$(date +%s.%N)
+( rc=0; cat "$M2/stall" >/dev/null 2>"$WORK/cat.err" || rc=$?; echo $rc >"$WORK/cat.rc" ) &
+catpid=$!
+sleep 0.3
+t1=$(date +%s.%N)
+ls -l "$M2" >/dev/null; stat "$M2/r" >/dev/null
+t2=$(date +%s.%N)
+wait $catpid || true
+t3=$(date +%s.%N)
+kill -CONT $NODE_PIDS
+ls_s=$(awk -v a="$t1" -v b="$t2" 'BEGIN{print b-a}')
+cat_s=$(awk -v a="$t0" -v b="$t3" 'BEGIN{print b-a}')
+step "ls during the stalled read took ${ls_s}s; the read gave up after ${cat_s}s: $(cat "$WORK/cat.err")"
+awk -v x="$ls_s" 'BEGIN{exit !(x < 1.0)}' || fail "ls blocked behind a stalled read (${ls_s}s)"
+[[ $(cat "$WORK/cat.rc") != 0 ]] || fail "read from frozen nodes succeeded?"
+grep -q "Input/output error" "$WORK/cat.err" || fail "read from frozen nodes: want EIO, got: $(cat "$WORK/cat.err")"
+awk -v x="$cat_s" 'BEGIN{exit !(x < 10)}' || fail "read from frozen nodes took ${cat_s}s"
+[[ $(sha256sum <"$M2/stall") == $(sha256sum <"$WORK/s") ]] || fail "read after the nodes resumed"
 step "PASS"

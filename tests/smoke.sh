@@ -36,6 +36,11 @@ check_all() {
   done
 }
 check_all
+# Streaming 200 MiB through the mount must not grow it by more than its buffers:
+# 64 MiB shard cache + 8 upload slots of 1 MiB + 16 MiB dirty per file, plus the program.
+hwm_kib=$(awk '/VmHWM/{print $2}' "/proc/$(cat "$DIR/pids/mount.pid")/status")
+step "mount process peak RSS after writing 200 MiB and reading it back: $((hwm_kib / 1024)) MiB"
+((hwm_kib < 160 * 1024)) || fail "mount peak RSS ${hwm_kib} KiB exceeds its configured buffers"
 step "ls -l shows the sizes"
 ls -l "$M"
 [[ $(ls -l "$M" | awk '$NF=="mib-plus-1"{print $5}') == 1048577 ]] || fail "ls -l size of mib-plus-1"

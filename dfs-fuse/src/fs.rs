@@ -68,7 +68,14 @@ pub struct Fs<B: Backend> {
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     dirs: Mutex<HashMap<u64, Arc<DirSnapshot>>>,
     next_fh: AtomicU64,
+    /// Content generation of each file as of its last open on this mount. If a new open
+    /// finds the same generation, the kernel's cached pages are still right.
+    seen: Mutex<HashMap<Ino, u64>>,
 }
+
+/// Entries in `seen` before it is simply cleared (a forgotten entry only costs a cache
+/// refill, never a wrong answer).
+const MAX_SEEN: usize = 100_000;
 
 fn now_ns() -> i64 {
     let d = std::time::SystemTime::now()
@@ -104,6 +111,7 @@ impl<B: Backend> Fs<B> {
             handles: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -389,8 +397,10 @@ impl<B: Backend> Fs<B> {
         Ok((attr, fh))
     }
 
-    /// Opens a regular file. Returns the handle and whether the kernel may keep cached
-    /// pages (only if the content has not changed since this mount last saw it).
+    /// Opens a regular file. Returns the handle and whether the kernel may keep what it
+    /// cached of the file (attributes and pages): only if the content has not changed
+    /// since this mount last opened it. Otherwise the caller must make the kernel forget
+    /// them before the open returns; that is what makes close-to-open hold.
     pub async fn open(&self, ino: Ino) -> WireResult<(u64, bool)> {
         let existing = lock(&self.files).get(&ino).cloned();
         let (file, keep_cache) = match existing {
@@ -403,6 +413,13 @@ impl<B: Backend> Fs<B> {
                 // Close-to-open: every first open fetches the committed layout afresh.
                 let mut st = FileState::load(&*self.ctx.backend, ino).await?;
                 st.handles = 1;
+                let keep = {
+                    let mut seen = lock(&self.seen);
+                    if seen.len() >= MAX_SEEN {
+                        seen.clear();
+                    }
+                    seen.insert(ino, st.attr.generation) == Some(st.attr.generation)
+                };
                 let f = Arc::new(tokio::sync::Mutex::new(st));
                 let raced = {
                     let mut files = lock(&self.files);
@@ -418,9 +435,9 @@ impl<B: Backend> Fs<B> {
                     // Lost a race with another open of the same file: join it.
                     Some(other) => {
                         other.lock().await.handles += 1;
-                        (other, false)
+                        (other, keep)
                     }
-                    None => (f, false),
+                    None => (f, keep),
                 }
             }
         };

@@ -24,6 +24,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub struct FuseAdapter<B: Backend> {
     fs: Arc<Fs<B>>,
+    /// Set once the session exists; used to make the kernel drop stale cached data.
+    notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     rt: tokio::runtime::Handle,
     /// How long the kernel may cache attributes and names. Short, because other mounts
     /// change files too; on open we revalidate anyway (close-to-open).
@@ -31,8 +33,18 @@ pub struct FuseAdapter<B: Backend> {
 }
 
 impl<B: Backend> FuseAdapter<B> {
-    pub fn new(fs: Arc<Fs<B>>, rt: tokio::runtime::Handle, ttl: Duration) -> Self {
-        FuseAdapter { fs, rt, ttl }
+    pub fn new(
+        fs: Arc<Fs<B>>,
+        rt: tokio::runtime::Handle,
+        ttl: Duration,
+        notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
+    ) -> Self {
+        FuseAdapter {
+            fs,
+            rt,
+            ttl,
+            notifier,
+        }
     }
 }
 
@@ -367,15 +379,20 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let fs = self.fs.clone();
+        let notifier = self.notifier.clone();
         spawn!(self, async move {
             match fs.open(ino.0).await {
-                Ok((fh, keep)) => {
-                    let flags = if keep {
-                        FopenFlags::FOPEN_KEEP_CACHE
-                    } else {
-                        FopenFlags::empty()
-                    };
-                    reply.opened(FileHandle(fh), flags)
+                Ok((fh, true)) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                Ok((fh, false)) => {
+                    // The content changed since this mount last opened it (or we cannot
+                    // tell): the kernel's cached size and pages may be stale, and its
+                    // attribute cache would hide the new size for up to the TTL. Drop both
+                    // before the open returns. The write to /dev/fuse can block on page
+                    // locks, so it runs off the async workers.
+                    if let Some(n) = notifier.get().cloned() {
+                        let _ = tokio::task::spawn_blocking(move || n.inval_inode(ino, 0, 0)).await;
+                    }
+                    reply.opened(FileHandle(fh), FopenFlags::empty())
                 }
                 Err(e) => reply.error(err(&e)),
             }

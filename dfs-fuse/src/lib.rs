@@ -76,7 +76,9 @@ pub fn run(cfg: MountConfig) -> Result<()> {
         }
     })?;
     let fs = Arc::new(Fs::new(backend, cfg.fs.clone()));
-    let adapter = fuse::FuseAdapter::new(fs.clone(), rt.handle().clone(), cfg.ttl);
+    let notifier = Arc::new(std::sync::OnceLock::new());
+    let adapter =
+        fuse::FuseAdapter::new(fs.clone(), rt.handle().clone(), cfg.ttl, notifier.clone());
 
     let mut config = fuser::Config::default();
     config.mount_options = vec![
@@ -96,6 +98,7 @@ pub fn run(cfg: MountConfig) -> Result<()> {
         .with_context(|| format!("mount at {}", cfg.mountpoint.display()))?;
     info!(mountpoint = %cfg.mountpoint.display(), coord = %cfg.coord, "mounted");
 
+    let _ = notifier.set(session.notifier());
     let unmounter = Arc::new(std::sync::Mutex::new(session.unmount_callable()));
     {
         let fs = fs.clone();
