@@ -25,6 +25,7 @@ use dfs_proto::coord_msg::{
 use dfs_proto::node_msg::ByteRange;
 use dfs_proto::{Ino, ShardId, WireError, WireResult};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -257,7 +258,38 @@ impl FileState {
             .ok_or_else(|| WireError::internal("dirty buffer vanished"))
     }
 
+    /// Files the results of uploads that have finished, without waiting for the others.
+    /// Returns the first failure.
+    fn reap_finished(&mut self) -> Option<WireError> {
+        let done: Vec<u64> = self
+            .inflight
+            .iter()
+            .filter(|(_, t)| t.is_finished())
+            .map(|(&i, _)| i)
+            .collect();
+        let mut first = None;
+        for idx in done {
+            if let Some(task) = self.inflight.remove(&idx) {
+                match try_join(task) {
+                    Ok(r) => {
+                        if let Some(e) = self.file_upload(idx, r) {
+                            first.get_or_insert(e);
+                        }
+                    }
+                    Err(task) => {
+                        self.inflight.insert(idx, task);
+                    }
+                }
+            }
+        }
+        first
+    }
+
     /// Applies a write at `offset`.
+    ///
+    /// If uploads are failing (no node has room, or none answers) and this file's buffer
+    /// is already full, the write fails with that error instead of buffering without
+    /// bound: the program sees ENOSPC or EIO now, not only at close.
     pub async fn write<B: Backend>(
         &mut self,
         ctx: &Ctx<B>,
@@ -265,6 +297,11 @@ impl FileState {
         data: &[u8],
         now: NanoTime,
     ) -> WireResult<()> {
+        if let Some(e) = self.reap_finished() {
+            if self.dirty_bytes + data.len() > ctx.max_dirty {
+                return Err(e);
+            }
+        }
         let s = u64::from(self.shard_size);
         let end = offset
             .checked_add(data.len() as u64)
@@ -504,4 +541,16 @@ pub async fn execute_read<B: Backend>(
         }
     }
     Ok(out)
+}
+
+/// The output of a task if it has finished (`now_or_never` without the futures crate:
+/// poll once with a no-op waker); the task back if it has not.
+fn try_join<T>(
+    mut task: JoinHandle<T>,
+) -> Result<Result<T, tokio::task::JoinError>, JoinHandle<T>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::Pin::new(&mut task).poll(&mut cx) {
+        std::task::Poll::Ready(r) => Ok(r),
+        std::task::Poll::Pending => Err(task),
+    }
 }

@@ -440,3 +440,27 @@ async fn directory_listing_spans_pages() {
     assert!(snap.entries.windows(2).all(|w| w[0].name < w[1].name));
     fs.releasedir(fh);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_fail_promptly_when_uploads_fail_and_memory_stays_bounded() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c); // max_dirty 4 MiB
+    let (_, fh) = new_file(&fs, "f").await;
+    c.down.lock().unwrap().insert("mem-1".into());
+    let chunk = pattern(MIB, 2);
+    let mut failed_at = None;
+    for i in 0..64u64 {
+        if let Err(e) = fs.write(fh, i * MIB as u64, &chunk).await {
+            assert_eq!(dfs_fuse::errno::errno(&e), libc::EIO, "{e}");
+            failed_at = Some(i);
+            break;
+        }
+        // Let the background uploads fail.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let i = failed_at.expect("64 MiB buffered while every upload failed");
+    assert!(
+        i <= 16,
+        "writes kept succeeding for {i} MiB with uploads failing"
+    );
+}
