@@ -13,6 +13,8 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -q -- -D warnings
 step "cargo test"
 cargo test --workspace -q
+step "tests/units.sh (systemd units)"
+tests/units.sh
 step "build binaries"
 cargo build --bins -q
 step "tests/smoke.sh"

@@ -122,6 +122,9 @@ RENAME_NOREPLACE = 1
 AT_FDCWD = -100
 r = libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_NOREPLACE)
 check("RENAME_NOREPLACE -> EEXIST", r == -1 and ctypes.get_errno() == errno.EEXIST, (r, ctypes.get_errno()))
+RENAME_EXCHANGE = 2
+r = libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_EXCHANGE)
+check("RENAME_EXCHANGE swaps", r == 0 and read(a) == b"A" and read(b) == b"A2", (r, ctypes.get_errno()))
 os.rename(d, os.path.join(D, "dir2"))
 check("rename directory", os.path.exists(os.path.join(D, "dir2", "x")))
 raises("rename dir into itself -> EINVAL", errno.EINVAL, os.rename, os.path.join(D, "dir2"), os.path.join(D, "dir2", "sub"))

@@ -34,7 +34,7 @@ pub enum ErrorCode {
     IsDir,
     /// A name longer than [`crate::MAX_NAME_LEN`] bytes.
     NameTooLong,
-    /// The operation is not permitted (e.g. hard link to a directory, rename into itself).
+    /// The operation is not permitted (EPERM), e.g. a hard link to a directory.
     NotPermitted,
     /// The extended attribute does not exist (ENODATA).
     NoAttr,
