@@ -103,6 +103,7 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     {
         let fs = fs.clone();
         let unmounter = unmounter.clone();
+        let mountpoint = cfg.mountpoint.clone();
         rt.spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
             let (Ok(mut term), Ok(mut int)) = (
@@ -119,6 +120,15 @@ pub fn run(cfg: MountConfig) -> Result<()> {
             if let Err(e) = fs.flush_all().await {
                 error!("failed to flush before unmount: {e}");
             }
+            // Detach lazily: the mount leaves the namespace now even if programs still
+            // have files open (they keep working until they close them; then the kernel
+            // ends the session and `run` returns). A plain unmount would fail with EBUSY
+            // and leave the mount in place.
+            if let Err(e) = detach(&mountpoint) {
+                error!("failed to detach the mount: {e:#}");
+            }
+            // Then release fuser's own unmount machinery (with auto_unmount, a helper
+            // process): the path is already empty, so it has nothing left to do.
             let r = unmounter.lock().map(|mut u| u.unmount());
             if let Ok(Err(e)) = r {
                 error!("failed to unmount: {e}");
@@ -129,4 +139,28 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     info!("unmounted");
     rt.shutdown_timeout(Duration::from_secs(2));
     r.context("FUSE session")
+}
+
+/// Lazily unmounts `mountpoint` (MNT_DETACH): directly as root, else via `fusermount3 -u -z`.
+fn detach(mountpoint: &std::path::Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let c = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())
+            .context("mount point contains a NUL byte")?;
+        // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("umount2(MNT_DETACH)");
+        }
+        return Ok(());
+    }
+    let st = std::process::Command::new("fusermount3")
+        .args(["-u", "-z"])
+        .arg(mountpoint)
+        .status()
+        .context("run fusermount3")?;
+    if !st.success() {
+        bail!("fusermount3 -u -z exited with {st}");
+    }
+    Ok(())
 }
