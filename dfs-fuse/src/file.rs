@@ -451,8 +451,10 @@ impl FileState {
             let b = ((end - self.shard_span(idx)).min(s)) as usize;
             pos = self.shard_span(idx) + b as u64;
             if let Some(buf) = self.dirty.get(&idx) {
+                // The buffer holds the shard's bytes up to its length; past that, up to
+                // the file size, is a hole (the read may start inside it).
                 let have = buf.len().clamp(a, b);
-                pieces.push(Piece::Bytes(buf[a..have].to_vec()));
+                pieces.push(Piece::Bytes(buf.get(a..have).unwrap_or_default().to_vec()));
                 pieces.push(Piece::Zeros(b - have));
                 continue;
             }

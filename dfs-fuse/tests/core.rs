@@ -464,3 +464,17 @@ async fn writes_fail_promptly_when_uploads_fail_and_memory_stays_bounded() {
         "writes kept succeeding for {i} MiB with uploads failing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_past_a_short_dirty_buffer_is_a_hole() {
+    // Found by fsx: shard 0 has 10 dirty bytes, the file extends into shard 1, and a read
+    // starts in shard 0 beyond those 10 bytes. It must read zeros, not panic.
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let (_, fh) = new_file(&fs, "f").await;
+    fs.write(fh, 0, b"0123456789").await.unwrap();
+    fs.write(fh, (MIB + 5) as u64, b"x").await.unwrap();
+    assert_eq!(fs.read(fh, 500_000, 8).await.unwrap(), vec![0; 8]);
+    let got = fs.read(fh, 5, 10).await.unwrap();
+    assert_eq!(got, b"56789\0\0\0\0\0".to_vec());
+}
