@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# fsx.sh [NUMOPS] [SEED]: fsx (random reads, writes, truncates, mmap reads and writes,
+# every byte verified against a model) against a real mount of a 3-node cluster, R = 2.
+# Default 20000 operations (about a minute); the closing note's figure used 100000.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+N=${1:-20000} SEED=${2:-1}
+command -v fsx >/dev/null || PATH=$HOME/.cargo/bin:$PATH
+command -v fsx >/dev/null || { echo "fsx.sh: fsx missing (cargo install fsx)" >&2; exit 1; }
+DIR=$(mktemp -d /tmp/dfs-fsx.XXXXXX)
+trap '"$HERE/cluster.sh" down "$DIR" >/dev/null 2>&1 || true' EXIT
+"$HERE/cluster.sh" up "$DIR" --nodes 3 --replicas 2 >/dev/null 2>&1
+start=$SECONDS
+if ! fsx -N "$N" -S "$SEED" -P "$DIR" "$DIR/mnt/fsx.dat" >"$DIR/fsx.out" 2>&1; then
+  head -5 "$DIR/fsx.out"; tail -20 "$DIR/fsx.out"
+  echo "fsx.sh: FAIL after $((SECONDS - start)) s (logs in $DIR/logs)"; trap - EXIT; exit 1
+fi
+! grep -q panicked "$DIR/logs/mount.log" || { echo "fsx.sh: the mount panicked"; exit 1; }
+echo "fsx.sh: $N operations (seed $SEED) verified in $((SECONDS - start)) s"
