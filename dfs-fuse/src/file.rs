@@ -478,13 +478,13 @@ impl FileState {
         Ok(pieces)
     }
 
-    /// The committed shard after the one holding `offset`, for readahead.
-    pub fn next_shard(&self, offset: u64) -> Option<(ShardId, Vec<NodeAddr>)> {
-        let idx = offset / u64::from(self.shard_size) + 1;
-        if self.dirty.contains_key(&idx) {
-            return None;
-        }
-        self.source(idx).map(|s| (s.id, s.holders))
+    /// The committed shards after the one holding `offset`, up to `count`, for readahead.
+    pub fn next_shards(&self, offset: u64, count: u64) -> Vec<(ShardId, Vec<NodeAddr>)> {
+        let first = offset / u64::from(self.shard_size) + 1;
+        (first..first + count)
+            .filter(|i| !self.dirty.contains_key(i))
+            .filter_map(|i| self.source(i).map(|s| (s.id, s.holders)))
+            .collect()
     }
 
     /// Sets the local size after a truncate committed by the coordinator.

@@ -47,6 +47,10 @@ impl Default for FsConfig {
 
 type Shared = Arc<tokio::sync::Mutex<FileState>>;
 
+/// Shards fetched ahead of a sequential reader: enough to keep the network busy while the
+/// program consumes the current one, few enough not to flush the cache.
+const READAHEAD_SHARDS: u64 = 2;
+
 struct Handle {
     ino: Ino,
     file: Shared,
@@ -468,15 +472,15 @@ impl<B: Backend> Fs<B> {
             let mut st = h.file.lock().await;
             let pieces = st.plan_read(offset, size).await?;
             let next = if sequential {
-                st.next_shard(offset)
+                st.next_shards(offset, READAHEAD_SHARDS)
             } else {
-                None
+                Vec::new()
             };
             (pieces, next)
         };
-        // Readahead: a sequential reader will want the next shard soon; start fetching
-        // it now so the network works while the program consumes this one.
-        if let Some((id, holders)) = next {
+        // Readahead: a sequential reader will want the next shards soon; start fetching
+        // them now so the network works while the program consumes this one.
+        for (id, holders) in next {
             if !self.ctx.cache.contains(&id) {
                 let ctx = self.ctx.clone();
                 tokio::spawn(async move {

@@ -99,6 +99,7 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     info!(mountpoint = %cfg.mountpoint.display(), coord = %cfg.coord, "mounted");
 
     let _ = notifier.set(session.notifier());
+    raise_readahead(&cfg.mountpoint, 4096);
     let unmounter = Arc::new(std::sync::Mutex::new(session.unmount_callable()));
     {
         let fs = fs.clone();
@@ -163,4 +164,27 @@ fn detach(mountpoint: &std::path::Path) -> Result<()> {
         bail!("fusermount3 -u -z exited with {st}");
     }
     Ok(())
+}
+
+/// Lets the kernel read ahead `kib` KiB on this mount instead of its 128 KiB default, so a
+/// sequential reader's requests arrive in larger, concurrent pieces. The knob is per
+/// backing device (`/sys/class/bdi/MAJOR:MINOR/read_ahead_kb`) and only root may turn it;
+/// without it reads still work, just with smaller requests.
+fn raise_readahead(mountpoint: &std::path::Path, kib: u32) {
+    // Find our device number in /proc/self/mountinfo rather than stat() the mount point:
+    // a stat would be a FUSE request, and the session does not serve requests yet.
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mp = mountpoint.to_string_lossy();
+    let dev = info.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() > 4 && f[4] == mp).then(|| f[2].to_string())
+    });
+    if let Some(dev) = dev {
+        let knob = format!("/sys/class/bdi/{dev}/read_ahead_kb");
+        if let Err(e) = std::fs::write(&knob, kib.to_string()) {
+            tracing::debug!("cannot raise readahead via {knob}: {e}");
+        }
+    }
 }
