@@ -289,6 +289,9 @@ impl Coordinator {
                 .heartbeat(node, stats, Instant::now())
                 .map(|()| R::Unit),
             Q::Status => self.status().await.map(R::Status),
+            Q::ReportCorrupt { .. } | Q::Fsck => Err(WireError::invalid(
+                "not implemented by this coordinator yet",
+            )),
         }
     }
 
@@ -391,6 +394,7 @@ impl Coordinator {
             under_replicated: under,
             shards,
             inodes,
+            repair: Default::default(),
         })
     }
 }

@@ -192,6 +192,7 @@ mod tests {
             under_replicated: 1,
             shards: 3,
             inodes: 4,
+            repair: Default::default(),
         }
     }
 

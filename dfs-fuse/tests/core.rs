@@ -148,7 +148,9 @@ impl Backend for Cluster {
                 .remove(id)
                 .map(|_| NodeResponse::Deleted)
                 .ok_or_else(|| WireError::not_found("x")),
-            NodeRequest::Status => Err(WireError::invalid("not needed")),
+            NodeRequest::Status | NodeRequest::Replicate { .. } => {
+                Err(WireError::invalid("not needed"))
+            }
         }
     }
 }

@@ -41,6 +41,9 @@ impl Handler<NodeRequest, NodeResponse> for NodeService {
                 blocking(move || store.delete(id)).await?;
                 Ok(NodeResponse::Deleted)
             }
+            NodeRequest::Replicate { id, .. } => Err(WireError::invalid(format!(
+                "replicate of {id}: not implemented by this node yet"
+            ))),
             NodeRequest::Status => {
                 // stats() may call statvfs, a (short) blocking system call.
                 let node = store.node_id();

@@ -192,6 +192,7 @@ pub struct ClusterStatus {
     pub under_replicated: u64,
     pub shards: u64,
     pub inodes: u64,
+    pub repair: RepairStatus,
 }
 
 /// `Rename` flags (Linux renameat2).
@@ -332,6 +333,50 @@ pub enum CoordRequest {
     Heartbeat { node: NodeId, stats: NodeStats },
     /// -> `Status`.
     Status,
+    /// A node found its copy of `id` corrupt (on read or by its scrubber) and deleted it.
+    /// The coordinator forgets that location; repair restores the copy count. -> `Unit`.
+    ReportCorrupt { node: NodeId, id: ShardId },
+    /// Consistency check of the shard map. -> `Fsck`.
+    Fsck,
+}
+
+/// One shard with a problem, for `Fsck`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardIssue {
+    pub id: ShardId,
+    /// Copies on live nodes.
+    pub live_copies: u32,
+    /// Inodes of files that use the shard (at most a few, for the report).
+    pub files: Vec<Ino>,
+}
+
+/// The result of `Fsck`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FsckReport {
+    /// Shards referenced by at least one file.
+    pub shards: u64,
+    /// Referenced shards with no copy on a live node: data currently unreadable.
+    pub missing: Vec<ShardIssue>,
+    /// Referenced shards with fewer live copies than the replication factor.
+    pub under_replicated: Vec<ShardIssue>,
+    /// Shards no file references (awaiting garbage collection), recorded or reported by
+    /// nodes.
+    pub orphaned: u64,
+    /// Corrupt copies reported by nodes since the coordinator started.
+    pub corrupt: u64,
+}
+
+/// Progress of re-replication, for `Status`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct RepairStatus {
+    /// Shards being copied right now.
+    pub in_flight: u64,
+    /// Bytes of under-replicated shards still to copy.
+    pub bytes_left: u64,
+    /// Shards copied since the coordinator started.
+    pub repaired: u64,
+    /// Shards removed by garbage collection since the coordinator started.
+    pub collected: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -350,6 +395,7 @@ pub enum CoordResponse {
         heartbeat_ms: u64,
     },
     Status(ClusterStatus),
+    Fsck(FsckReport),
 }
 
 /// Most entries one `ReadDir` page may carry (keeps frames far below the cap).

@@ -7,6 +7,7 @@
 //! | `Get`              | `Data`                    | `NotFound`, `Corrupt`, `Invalid`     |
 //! | `Delete`           | `Deleted`                 | `NotFound`                           |
 //! | `Status`           | `Status`                  |                                      |
+//! | `Replicate`        | `Stored`                  | `Unavailable`, `NoSpace`             |
 
 use crate::ids::{NodeId, ShardId};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,11 @@ pub enum NodeRequest {
     },
     /// Remove a shard.
     Delete { id: ShardId },
+    /// Re-replication: fetch shard `id` from the first of `sources` (node addresses) that
+    /// serves bytes matching the ID, and store it like a `Put`. Answers `Stored` once the
+    /// copy is durable; `Unavailable` if no source could serve it. Sent by the
+    /// coordinator, so repair traffic goes node to node and never through a client.
+    Replicate { id: ShardId, sources: Vec<String> },
     /// Capacity, usage and shard count.
     Status,
 }
