@@ -16,6 +16,7 @@
 //! then uploaded-but-uncommitted shards, then the committed layout.
 
 use crate::backend::Backend;
+use crate::node_health::NodeHealth;
 use crate::shard_cache::ShardCache;
 use crate::shard_io::{self, Stored};
 use dfs_proto::coord_msg::{
@@ -38,6 +39,8 @@ pub struct Ctx<B> {
     pub cache: Arc<ShardCache>,
     /// Bounds the uploads in flight across the mount (and so the memory they hold).
     pub upload_slots: Arc<Semaphore>,
+    /// Nodes that failed recently, tried last.
+    pub health: Arc<NodeHealth>,
     /// Deadline of one request to a storage node.
     pub node_deadline: Duration,
     /// Dirty bytes one file may buffer before uploads start without waiting for a flush.
@@ -50,6 +53,7 @@ impl<B> Clone for Ctx<B> {
             backend: self.backend.clone(),
             cache: self.cache.clone(),
             upload_slots: self.upload_slots.clone(),
+            health: self.health.clone(),
             node_deadline: self.node_deadline,
             max_dirty: self.max_dirty,
         }
@@ -237,6 +241,7 @@ impl FileState {
                     let whole = shard_io::fetch_whole(
                         &*ctx.backend,
                         &ctx.cache,
+                        &ctx.health,
                         src.id,
                         &src.holders,
                         ctx.node_deadline,
@@ -351,9 +356,10 @@ impl FileState {
         let permit: Option<OwnedSemaphorePermit> =
             ctx.upload_slots.clone().acquire_owned().await.ok();
         let backend = ctx.backend.clone();
+        let health = ctx.health.clone();
         let deadline = ctx.node_deadline;
         let task = tokio::spawn(async move {
-            let r = shard_io::store(&*backend, data, deadline).await;
+            let r = shard_io::store(&*backend, &health, data, deadline).await;
             drop(permit);
             r
         });
@@ -517,6 +523,7 @@ pub async fn execute_read<B: Backend>(
                     let d = shard_io::fetch_whole(
                         &*ctx.backend,
                         &ctx.cache,
+                        &ctx.health,
                         id,
                         &holders,
                         ctx.node_deadline,
@@ -531,6 +538,7 @@ pub async fn execute_read<B: Backend>(
                 } else {
                     let d = shard_io::fetch_range(
                         &*ctx.backend,
+                        &ctx.health,
                         id,
                         ByteRange { offset, len },
                         &holders,

@@ -40,7 +40,7 @@ impl Default for FsConfig {
             cache_bytes: 64 << 20,
             upload_slots: 8,
             max_dirty: 16 << 20,
-            node_deadline: Duration::from_secs(10),
+            node_deadline: Duration::from_millis(1500),
         }
     }
 }
@@ -108,6 +108,7 @@ impl<B: Backend> Fs<B> {
                 backend,
                 cache: Arc::new(ShardCache::new(cfg.cache_bytes)),
                 upload_slots: Arc::new(Semaphore::new(cfg.upload_slots.max(1))),
+                health: Arc::new(crate::node_health::NodeHealth::default()),
                 node_deadline: cfg.node_deadline,
                 max_dirty: cfg.max_dirty,
             },
@@ -487,6 +488,7 @@ impl<B: Backend> Fs<B> {
                     let _ = shard_io::fetch_whole(
                         &*ctx.backend,
                         &ctx.cache,
+                        &ctx.health,
                         id,
                         &holders,
                         ctx.node_deadline,

@@ -9,6 +9,7 @@
 //!   commit that makes writes visible, and read planning.
 //! - [`shard_io`]: fetch a shard from any holder (verified, with failover) and store a
 //!   new shard on the nodes the coordinator picked, in parallel.
+//! - [`node_health`]: which nodes just failed this mount, so they are tried last.
 //! - [`shard_cache`]: bounded cache of whole verified shards, with fetch de-duplication.
 //! - [`backend`]: what the core needs from the cluster, as a trait; [`backend::Remote`]
 //!   is the QUIC implementation.
@@ -19,6 +20,7 @@ pub mod errno;
 pub mod file;
 pub mod fs;
 pub mod fuse;
+pub mod node_health;
 pub mod shard_cache;
 pub mod shard_io;
 

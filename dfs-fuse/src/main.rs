@@ -30,8 +30,10 @@ struct Args {
     /// Dirty bytes buffered per file before uploading ahead of close/fsync.
     #[arg(long, default_value_t = 16 << 20)]
     max_dirty: usize,
-    /// Deadline of one request to a storage node, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    /// Deadline of one request to a storage node, in milliseconds. A node that misses it
+    /// is skipped for the next holder, so it bounds how long one read or write can stall
+    /// when a node dies or freezes.
+    #[arg(long, default_value_t = 1500)]
     node_timeout_ms: u64,
     /// Deadline of one request to the coordinator, in milliseconds.
     #[arg(long, default_value_t = 10_000)]

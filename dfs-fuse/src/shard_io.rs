@@ -3,6 +3,7 @@
 //! the nodes the coordinator chose, in parallel.
 
 use crate::backend::Backend;
+use crate::node_health::NodeHealth;
 use crate::shard_cache::ShardCache;
 use dfs_proto::coord_msg::{CoordRequest, CoordResponse, NodeAddr};
 use dfs_proto::node_msg::{ByteRange, NodeRequest, NodeResponse};
@@ -12,10 +13,12 @@ use std::time::Duration;
 use tracing::warn;
 
 /// Fetches the whole shard `id` from the first holder that returns bytes matching the
-/// ID. A holder that is down, slow or returns corrupt bytes costs at most `deadline`.
+/// ID, healthy holders first. A holder that is down, slow or returns corrupt bytes costs at
+/// most `deadline`, and is remembered as suspect.
 pub async fn fetch_whole<B: Backend>(
     backend: &B,
     cache: &ShardCache,
+    health: &NodeHealth,
     id: ShardId,
     holders: &[NodeAddr],
     deadline: Duration,
@@ -23,19 +26,23 @@ pub async fn fetch_whole<B: Backend>(
     cache
         .get_or_fetch(id, || async move {
             let mut errors = Vec::new();
-            for h in holders {
+            for h in health.order(holders) {
                 let req = NodeRequest::Get { id, range: None };
                 match backend.node(&h.addr, &req, deadline).await {
                     Ok(NodeResponse::Data(d)) => {
                         // Never trust the wire: the ID is the checksum.
                         if id.matches(&d) {
+                            health.ok(&h.addr);
                             return Ok(d);
                         }
                         warn!(shard = %id, node = %h.id, addr = %h.addr, "shard failed verification; trying next holder");
                         errors.push(format!("{}: corrupt", h.addr));
                     }
                     Ok(_) => errors.push(format!("{}: unexpected response", h.addr)),
-                    Err(e) => errors.push(format!("{}: {e}", h.addr)),
+                    Err(e) => {
+                        note_failure(health, &h.addr, &e);
+                        errors.push(format!("{}: {e}", h.addr));
+                    }
                 }
             }
             Err(no_holder(id, holders.len(), &errors))
@@ -47,27 +54,42 @@ pub async fn fetch_whole<B: Backend>(
 /// per-block checksums and refuses to serve bytes that fail; we fail over on any error.
 pub async fn fetch_range<B: Backend>(
     backend: &B,
+    health: &NodeHealth,
     id: ShardId,
     range: ByteRange,
     holders: &[NodeAddr],
     deadline: Duration,
 ) -> WireResult<Vec<u8>> {
     let mut errors = Vec::new();
-    for h in holders {
+    for h in health.order(holders) {
         let req = NodeRequest::Get {
             id,
             range: Some(range),
         };
         match backend.node(&h.addr, &req, deadline).await {
-            Ok(NodeResponse::Data(d)) if d.len() == range.len as usize => return Ok(d),
+            Ok(NodeResponse::Data(d)) if d.len() == range.len as usize => {
+                health.ok(&h.addr);
+                return Ok(d);
+            }
             Ok(NodeResponse::Data(d)) => {
                 errors.push(format!("{}: short read of {} bytes", h.addr, d.len()))
             }
             Ok(_) => errors.push(format!("{}: unexpected response", h.addr)),
-            Err(e) => errors.push(format!("{}: {e}", h.addr)),
+            Err(e) => {
+                note_failure(health, &h.addr, &e);
+                errors.push(format!("{}: {e}", h.addr));
+            }
         }
     }
     Err(no_holder(id, holders.len(), &errors))
+}
+
+/// A node that did not answer is suspect; one that answered with an error about the
+/// request itself (not found, corrupt copy, no space) is alive and stays trusted.
+fn note_failure(health: &NodeHealth, addr: &str, e: &WireError) {
+    if e.code == ErrorCode::Unavailable {
+        health.failed(addr);
+    }
 }
 
 fn no_holder(id: ShardId, n: usize, errors: &[String]) -> WireError {
@@ -91,18 +113,23 @@ pub struct Stored {
     pub holders: Vec<NodeAddr>,
 }
 
+/// How many times `store` asks the coordinator for new targets after some failed.
+const PLACE_ATTEMPTS: u32 = 6;
+
 /// Stores `data` as a shard: asks the coordinator where, then PUTs to every target in
-/// parallel. Succeeds once at least the coordinator's `min_copies` are durable. On failure
-/// the bytes come back with the error, so the caller can keep them and retry: a failed
-/// upload must never be the reason data is lost.
+/// parallel. Succeeds once at least the coordinator's `min_copies` are durable. A target
+/// that fails (dies mid-transfer, times out) is replaced: the coordinator is asked again,
+/// and suspect nodes are skipped. On failure the bytes come back with the error, so the
+/// caller can keep them and retry: a failed upload must never be the reason data is lost.
 pub async fn store<B: Backend>(
     backend: &B,
+    health: &NodeHealth,
     data: Vec<u8>,
     deadline: Duration,
 ) -> Result<Stored, (WireError, Vec<u8>)> {
     let id = ShardId::of(&data);
     let req = Arc::new(NodeRequest::Put { id, data });
-    match store_inner(backend, id, &req, deadline).await {
+    match store_inner(backend, health, id, &req, deadline).await {
         Ok(s) => Ok(s),
         Err(e) => {
             let data = match Arc::try_unwrap(req) {
@@ -120,6 +147,7 @@ pub async fn store<B: Backend>(
 
 async fn store_inner<B: Backend>(
     backend: &B,
+    health: &NodeHealth,
     id: ShardId,
     req: &Arc<NodeRequest>,
     deadline: Duration,
@@ -129,62 +157,92 @@ async fn store_inner<B: Backend>(
         _ => 0,
     };
     let len = u32::try_from(len).map_err(|_| WireError::invalid("shard too large"))?;
-    let placement = match backend
-        .meta(CoordRequest::Place {
-            shards: vec![(id, len)],
-        })
-        .await?
-    {
-        CoordResponse::Placements(mut p) if p.len() == 1 => p.remove(0),
-        _ => return Err(WireError::unexpected("Place")),
-    };
-    let puts = placement.targets.iter().map(|t| {
-        let req = req.clone();
-        async move { (t, backend.node(&t.addr, &req, deadline).await) }
-    });
-    let results = join_all(puts).await;
-    let mut holders = placement.holders.clone();
-    let mut stored_on = Vec::new();
+    let mut stored_on: Vec<NodeId> = Vec::new();
+    let mut holders: Vec<NodeAddr> = Vec::new();
     let mut errors = Vec::new();
     let mut all_no_space = true;
-    for (t, r) in results {
-        match r {
-            Ok(NodeResponse::Stored) => {
-                stored_on.push(t.id);
-                holders.push(t.clone());
-            }
-            Ok(_) => errors.push(format!("{}: unexpected response", t.addr)),
-            Err(e) => {
-                all_no_space &= e.code == ErrorCode::NoSpace;
-                errors.push(format!("{}: {e}", t.addr));
+    let mut min_copies = 1;
+    for attempt in 0..PLACE_ATTEMPTS {
+        let placement = match backend
+            .meta(CoordRequest::Place {
+                shards: vec![(id, len)],
+            })
+            .await?
+        {
+            CoordResponse::Placements(mut p) if p.len() == 1 => p.remove(0),
+            _ => return Err(WireError::unexpected("Place")),
+        };
+        min_copies = placement.min_copies;
+        for h in placement.holders {
+            if !holders.iter().any(|x| x.id == h.id) {
+                holders.push(h);
             }
         }
-    }
-    if (holders.len() as u32) < placement.min_copies {
-        let code = if all_no_space && !errors.is_empty() {
-            ErrorCode::NoSpace
+        // New targets only (not already holding it). Suspect nodes are skipped while
+        // enough others remain; when they are all that is left, they get another try.
+        let fresh: Vec<NodeAddr> = placement
+            .targets
+            .into_iter()
+            .filter(|t| !holders.iter().any(|h| h.id == t.id))
+            .collect();
+        let needed = (min_copies as usize).saturating_sub(holders.len());
+        let (good, suspect): (Vec<NodeAddr>, Vec<NodeAddr>) =
+            fresh.into_iter().partition(|t| !health.is_suspect(&t.addr));
+        let targets: Vec<NodeAddr> = if good.len() >= needed {
+            good
         } else {
-            ErrorCode::Unavailable
+            good.into_iter().chain(suspect).collect()
         };
-        return Err(WireError::new(
-            code,
-            format!(
-                "shard {id}: only {} of {} required copies stored ({})",
-                holders.len(),
-                placement.min_copies,
-                errors.join("; ")
-            ),
-        ));
+        let puts = targets.iter().map(|t| {
+            let req = req.clone();
+            async move { (t, backend.node(&t.addr, &req, deadline).await) }
+        });
+        for (t, r) in join_all(puts).await {
+            match r {
+                Ok(NodeResponse::Stored) => {
+                    health.ok(&t.addr);
+                    stored_on.push(t.id);
+                    holders.push(t.clone());
+                }
+                Ok(_) => errors.push(format!("{}: unexpected response", t.addr)),
+                Err(e) => {
+                    note_failure(health, &t.addr, &e);
+                    all_no_space &= e.code == ErrorCode::NoSpace;
+                    errors.push(format!("{}: {e}", t.addr));
+                }
+            }
+        }
+        if holders.len() as u32 >= min_copies {
+            if !errors.is_empty() {
+                warn!(shard = %id, "stored after replacing failed targets: {}", errors.join("; "));
+            }
+            return Ok(Stored {
+                id,
+                len,
+                stored_on,
+                holders,
+            });
+        }
+        if all_no_space && !errors.is_empty() {
+            break;
+        }
+        // Let the coordinator's round-robin move on (and a dead node be marked down).
+        tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
     }
-    if !errors.is_empty() {
-        warn!(shard = %id, "stored with fewer copies than planned: {}", errors.join("; "));
-    }
-    Ok(Stored {
-        id,
-        len,
-        stored_on,
-        holders,
-    })
+    let code = if all_no_space && !errors.is_empty() {
+        ErrorCode::NoSpace
+    } else {
+        ErrorCode::Unavailable
+    };
+    Err(WireError::new(
+        code,
+        format!(
+            "shard {id}: only {} of {} required copies stored ({})",
+            holders.len(),
+            min_copies,
+            errors.join("; ")
+        ),
+    ))
 }
 
 /// Runs futures concurrently on this task and returns their outputs in order.

@@ -480,3 +480,23 @@ async fn read_past_a_short_dirty_buffer_is_a_hole() {
     let got = fs.read(fh, 5, 10).await.unwrap();
     assert_eq!(got, b"56789\0\0\0\0\0".to_vec());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_go_around_a_dead_target() {
+    // 3 nodes, R = 2, one node dead but not yet known to the coordinator: the placement
+    // keeps offering it, and the writer must place those shards elsewhere.
+    let c = Cluster::new(3, 2).await;
+    let fs = fs(&c);
+    c.down.lock().unwrap().insert("mem-1".into());
+    let (ino, fh) = new_file(&fs, "f").await;
+    let data = pattern(8 * MIB, 6);
+    fs.write(fh, 0, &data).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    let nodes = c.nodes.lock().unwrap();
+    assert!(nodes["mem-1"].is_empty());
+    assert_eq!(nodes["mem-2"].len(), 8);
+    assert_eq!(nodes["mem-3"].len(), 8);
+    drop(nodes);
+    c.down.lock().unwrap().clear();
+    assert_eq!(read_all(&self::fs(&c), ino).await, data);
+}
