@@ -492,11 +492,12 @@ async fn writes_go_around_a_dead_target() {
     let data = pattern(8 * MIB, 6);
     fs.write(fh, 0, &data).await.unwrap();
     fs.release(fh, ME).await.unwrap();
-    let nodes = c.nodes.lock().unwrap();
-    assert!(nodes["mem-1"].is_empty());
-    assert_eq!(nodes["mem-2"].len(), 8);
-    assert_eq!(nodes["mem-3"].len(), 8);
-    drop(nodes);
+    {
+        let nodes = c.nodes.lock().unwrap();
+        assert!(nodes["mem-1"].is_empty());
+        assert_eq!(nodes["mem-2"].len(), 8);
+        assert_eq!(nodes["mem-3"].len(), 8);
+    }
     c.down.lock().unwrap().clear();
     assert_eq!(read_all(&self::fs(&c), ino).await, data);
 }
