@@ -2,7 +2,8 @@
 # all.sh: every test of the project, the command the README gives and CI runs.
 #   1. formatting and lints
 #   2. unit, protocol and in-process cluster tests (cargo test)
-#   3. real processes and a real FUSE mount: smoke.sh, posix.sh, unmount.sh, fsx.sh
+#   3. real processes and a real FUSE mount: smoke.sh, posix.sh, unmount.sh, fsx.sh,
+#      and the fault scenarios in faults/
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n===== %s: %s\n' "$(date +%T)" "$*"; }
@@ -25,4 +26,6 @@ step "tests/unmount.sh"
 tests/unmount.sh
 step "tests/fsx.sh"
 tests/fsx.sh
+step "tests/faults/all.sh"
+tests/faults/all.sh
 step "all tests passed"

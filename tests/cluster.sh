@@ -35,7 +35,9 @@ done
 say() { printf '[cluster %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
-mounted() { grep -qs " $(realpath -m "$DIR/mnt") fuse" /proc/mounts; }
+# Decided from /proc/mounts alone: touching the path itself would be a FUSE request,
+# which fails (EIO) while the coordinator is down, and `up` must work exactly then.
+mounted() { grep -qs " $DIR/mnt fuse" /proc/mounts; }
 
 # Waits up to $1 seconds for the command in the remaining arguments to succeed.
 wait_for() {
@@ -67,8 +69,9 @@ start() {
 
 up() {
   ensure_built
-  mkdir -p "$DIR"/{pids,logs,mnt,coord}
+  mkdir -p "$DIR"/{pids,logs,coord}
   DIR=$(cd "$DIR" && pwd)
+  mounted || mkdir -p "$DIR/mnt"
   if [[ -f $DIR/cluster.conf ]]; then
     # shellcheck disable=SC1091
     source "$DIR/cluster.conf"

@@ -1,0 +1,33 @@
+# Shared helpers of the fault scenarios (sourced).
+set -euo pipefail
+FAULTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TESTS=$(cd "$FAULTS/.." && pwd)
+ROOT=$(cd "$TESTS/.." && pwd)
+CLUSTER=$TESTS/cluster.sh
+NAME=$(basename "$0" .sh)
+DIR=${DIR:-$(mktemp -d "/tmp/dfs-$NAME.XXXXXX")}
+M=$DIR/mnt
+say() { printf '[%s %s] %s\n' "$NAME" "$(date +%T)" "$*"; }
+fail() { say "FAIL: $*"; exit 1; }
+cleanup() {
+  for f in "$DIR"/pids/node-*.pid "$DIR"/pids/coord.pid; do
+    [[ -e $f ]] && kill -CONT "$(cat "$f")" 2>/dev/null || true
+  done
+  "$CLUSTER" down "$DIR" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+# json FIELD < line
+json() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
+# expected_sha MIB: the SHA-256 timed_io.py write produces for MIB MiB.
+expected_sha() { python3 - "$1" <<'PY'
+import hashlib, sys
+h = hashlib.sha256()
+for i in range(int(sys.argv[1])):
+    h.update(hashlib.sha256(b"dfs-%d" % i).digest() * 32768)
+print(h.hexdigest())
+PY
+}
+# lt A B: A < B (decimals)
+lt() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a < b)}'; }
+wait_for_file() { for _ in $(seq 200); do [[ -e $1 ]] && return 0; sleep 0.05; done; return 1; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
