@@ -75,6 +75,9 @@ pub struct Fs<B: Backend> {
     /// Content generation of each file as of its last open on this mount. If a new open
     /// finds the same generation, the kernel's cached pages are still right.
     seen: Mutex<HashMap<Ino, u64>>,
+    /// The last name each inode was looked up or created under, so error logs can say
+    /// which file failed (the kernel talks to us in inode numbers only).
+    names: Mutex<HashMap<Ino, String>>,
 }
 
 /// Entries in `seen` before it is simply cleared (a forgotten entry only costs a cache
@@ -117,6 +120,7 @@ impl<B: Backend> Fs<B> {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             seen: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
         }
     }
 
@@ -159,7 +163,24 @@ impl<B: Backend> Fs<B> {
             Attr,
             "Lookup"
         )?;
+        self.remember_name(a.ino, name);
         Ok(self.overlay(a).await)
+    }
+
+    fn remember_name(&self, ino: Ino, name: &str) {
+        let mut names = lock(&self.names);
+        if names.len() >= MAX_SEEN {
+            names.clear();
+        }
+        names.insert(ino, name.to_string());
+    }
+
+    /// `"name" (inode N)` for logs.
+    fn describe(&self, ino: Ino) -> String {
+        match lock(&self.names).get(&ino) {
+            Some(n) => format!("{n:?} (inode {ino})"),
+            None => format!("inode {ino}"),
+        }
     }
 
     pub async fn getattr(&self, ino: Ino) -> WireResult<Attr> {
@@ -216,7 +237,7 @@ impl<B: Backend> Fs<B> {
         rdev: u32,
         caller: Caller,
     ) -> WireResult<Attr> {
-        expect!(
+        let a = expect!(
             self.meta(CoordRequest::Create {
                 parent,
                 name: name.into(),
@@ -228,7 +249,9 @@ impl<B: Backend> Fs<B> {
             .await?,
             Attr,
             "Create"
-        )
+        )?;
+        self.remember_name(a.ino, name);
+        Ok(a)
     }
 
     pub async fn symlink(
@@ -502,8 +525,8 @@ impl<B: Backend> Fs<B> {
             .await
             .inspect_err(|e| {
                 tracing::error!(
-                    ino = h.ino,
-                    "read of bytes {offset}..{} failed: {e}",
+                    "read of {} bytes {offset}..{} failed: {e}",
+                    self.describe(h.ino),
                     offset + u64::from(size)
                 );
             })

@@ -20,8 +20,9 @@ say "  $r"
 grep -q "Errno 5" <<<"$(json error <<<"$r")" || fail "want EIO, got: $(json error <<<"$r")"
 lt "$(json total_s <<<"$r")" 5 || fail "EIO took $(json total_s <<<"$r") s (limit 5)"
 echo "r1_unavailable_eio_s $(json total_s <<<"$r")" >"$DIR/figures"
-grep -q "read of bytes" "$DIR/logs/mount.log" || fail "the mount log does not name the failed range"
-say "  log: $(grep "read of bytes" "$DIR/logs/mount.log" | tail -1 | cut -c1-220)"
+grep -q 'read of "big" (inode [0-9]*) bytes [0-9]*\.\.[0-9]* failed: .*shard [0-9a-f]\{64\}' "$DIR/logs/mount.log" \
+  || fail "the mount log does not name the file, byte range and shard"
+say "  log: $(grep 'read of "big"' "$DIR/logs/mount.log" | tail -1 | cut -c1-240)"
 readable=0
 for i in $(seq 1 12); do cmp -s "$M/small-$i" "$DIR/small-$i.ref" 2>/dev/null && readable=$((readable + 1)); done
 say "$readable of 12 one-shard files still readable"
