@@ -11,7 +11,7 @@ say() { printf '[%s %s] %s\n' "$NAME" "$(date +%T)" "$*"; }
 fail() { say "FAIL: $*"; exit 1; }
 cleanup() {
   for f in "$DIR"/pids/node-*.pid "$DIR"/pids/coord.pid; do
-    [[ -e $f ]] && kill -CONT "$(cat "$f")" 2>/dev/null || true
+    { [[ -e $f ]] && kill -CONT "$(cat "$f")" 2>/dev/null; } || true
   done
   "$CLUSTER" down "$DIR" >/dev/null 2>&1 || true
 }

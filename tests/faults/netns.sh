@@ -13,12 +13,13 @@ NS=()
 fwd=$(cat /proc/sys/net/ipv4/ip_forward)
 netns_cleanup() {
   fusermount3 -u "$M" 2>/dev/null || umount -l "$M" 2>/dev/null || true
-  for p in "$DIR"/pids/*.pid; do [[ -e $p ]] && kill -TERM "$(cat "$p")" 2>/dev/null; done
+  # (every command here must not fail: under `set -e` a failure would end the cleanup)
+  for p in "$DIR"/pids/*.pid; do [[ -e $p ]] && kill -TERM "$(cat "$p")" 2>/dev/null || true; done
   sleep 0.5
-  for p in "$DIR"/pids/*.pid; do [[ -e $p ]] && kill -KILL "$(cat "$p")" 2>/dev/null; done
+  for p in "$DIR"/pids/*.pid; do [[ -e $p ]] && kill -KILL "$(cat "$p")" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for k in 1 2 3; do ip netns del "$PFX-$k" 2>/dev/null || true; ip link del "${PFX}h$k" 2>/dev/null || true; done
-  echo "$fwd" >/proc/sys/net/ipv4/ip_forward
+  echo "$fwd" >/proc/sys/net/ipv4/ip_forward || true
 }
 trap netns_cleanup EXIT
 command -v ip >/dev/null || fail "iproute2 (ip) is missing"
