@@ -17,6 +17,8 @@ netns_cleanup() {
   for p in "$DIR"/pids/*.pid; do [[ -e $p ]] && kill -TERM "$(cat "$p")" 2>/dev/null || true; done
   sleep 0.5
   for p in "$DIR"/pids/*.pid; do [[ -e $p ]] && kill -KILL "$(cat "$p")" 2>/dev/null || true; done
+  # `ip netns exec` may fork, so the recorded pid can be a wrapper: also match by our DIR.
+  pkill -KILL -f -- "--data $DIR/" 2>/dev/null || true
   wait 2>/dev/null || true
   for k in 1 2 3; do ip netns del "$PFX-$k" 2>/dev/null || true; ip link del "${PFX}h$k" 2>/dev/null || true; done
   echo "$fwd" >/proc/sys/net/ipv4/ip_forward || true
