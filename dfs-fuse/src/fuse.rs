@@ -140,6 +140,16 @@ fn reply_empty(reply: ReplyEmpty, r: Result<(), WireError>) {
     }
 }
 
+/// Converts a name to UTF-8, or answers the kernel with EINVAL and returns.
+macro_rules! name_or_reply {
+    ($name:expr, $reply:ident) => {
+        match name_of($name) {
+            Ok(n) => n,
+            Err(e) => return $reply.error(e),
+        }
+    };
+}
+
 /// Runs `$body` (an async block that answers the kernel) on the runtime, so the FUSE
 /// thread goes straight back to reading requests.
 macro_rules! spawn {
@@ -163,10 +173,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let name = match name_of(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
+        let name = name_or_reply!(name, reply);
         let fs = self.fs.clone();
         let ttl = self.ttl;
         spawn!(self, async move {
@@ -269,10 +276,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let name = match name_of(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
+        let name = name_or_reply!(name, reply);
         let fs = self.fs.clone();
         let c = caller(req);
         let ttl = self.ttl;
@@ -287,10 +291,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let name = match name_of(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
+        let name = name_or_reply!(name, reply);
         let fs = self.fs.clone();
         spawn!(self, async move {
             reply_empty(reply, fs.unlink(parent.0, &name).await);
@@ -298,10 +299,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let name = match name_of(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
+        let name = name_or_reply!(name, reply);
         let fs = self.fs.clone();
         spawn!(self, async move {
             reply_empty(reply, fs.rmdir(parent.0, &name).await);
@@ -366,10 +364,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let newname = match name_of(newname) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
+        let newname = name_or_reply!(newname, reply);
         let fs = self.fs.clone();
         let ttl = self.ttl;
         spawn!(self, async move {
@@ -586,10 +581,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let name = match name_of(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
+        let name = name_or_reply!(name, reply);
         let mode = if flags & libc::XATTR_CREATE != 0 {
             XattrMode::Create
         } else if flags & libc::XATTR_REPLACE != 0 {
@@ -605,10 +597,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let name = match name_of(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
+        let name = name_or_reply!(name, reply);
         let fs = self.fs.clone();
         spawn!(self, async move {
             match fs.getxattr(ino.0, &name).await {
@@ -637,10 +626,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let name = match name_of(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
+        let name = name_or_reply!(name, reply);
         let fs = self.fs.clone();
         spawn!(self, async move {
             reply_empty(reply, fs.removexattr(ino.0, &name).await);
@@ -657,10 +643,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let name = match name_of(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
+        let name = name_or_reply!(name, reply);
         let fs = self.fs.clone();
         let c = caller(req);
         let ttl = self.ttl;
