@@ -14,7 +14,8 @@
 #
 # Environment: DFS_PROFILE=debug|release (default debug) picks the build; DFS_BIN_DIR
 # overrides where the binaries are; DFS_NODE_TIMEOUT (default 3s) is how long the
-# coordinator waits for heartbeats before declaring a node down.
+# coordinator waits for heartbeats before declaring a node down. DFS_COORD_ARGS,
+# DFS_NODE_ARGS and DFS_MOUNT_ARGS add flags to the coordinator, nodes and mount.
 set -euo pipefail
 
 usage() { echo "usage: $0 up DIR [--nodes N] [--replicas R] | down DIR" >&2; exit 2; }
@@ -86,7 +87,8 @@ up() {
     say "starting coordinator on $coord"
     rm -f "$DIR/coord/addr"
     start coord "$DIR/logs/coord.log" "$BIN/dfs-coord" serve --data "$DIR/coord" --certs "$DIR/certs" \
-      --listen "$coord" --replicas "$REPLICAS" --node-timeout "${DFS_NODE_TIMEOUT:-3s}" --addr-file "$DIR/coord/addr"
+      --listen "$coord" --replicas "$REPLICAS" --node-timeout "${DFS_NODE_TIMEOUT:-3s}" --addr-file "$DIR/coord/addr" \
+      ${DFS_COORD_ARGS:-}
     wait_for 20 test -s "$DIR/coord/addr" || die "coordinator did not start (see $DIR/logs/coord.log)"
   fi
   for k in $(seq 1 "$NODES"); do
