@@ -2,7 +2,7 @@
 //! coordinator for its status.
 
 use crate::config::{parse_duration, parse_size, CoordConfig, CoordSettings};
-use crate::status::{render_json, render_table};
+use crate::status::{fsck_exit_code, render_fsck, render_fsck_json, render_json, render_table};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use dfs_proto::coord_msg::{CoordRequest, CoordResponse};
@@ -12,6 +12,7 @@ use dfs_proto::tls::ClusterTls;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 use tracing::info;
 
@@ -78,6 +79,21 @@ pub enum Command {
         /// Silence after which a node is marked down (e.g. 5s, 500ms).
         #[arg(long, default_value = "5s", value_parser = parse_dur)]
         node_timeout: Duration,
+        /// How long a node may be down before its shards are copied elsewhere (e.g. 5m,
+        /// 30s). Shorter repairs sooner but also copies data for nodes that only restart.
+        #[arg(long, default_value = "5m", value_parser = parse_dur)]
+        repair_grace: Duration,
+        /// How long a shard no file uses is kept before its copies are deleted. Must be
+        /// longer than any write takes from storing shards to committing them.
+        #[arg(long, default_value = "10m", value_parser = parse_dur)]
+        gc_grace: Duration,
+        /// Most bytes per second re-replication may copy in total (K, M, G suffixes), so
+        /// client I/O keeps going during a repair.
+        #[arg(long, default_value = "64M", value_parser = parse_size)]
+        repair_rate: u64,
+        /// How often repair and garbage collection run.
+        #[arg(long, default_value = "2s", value_parser = parse_dur)]
+        maintenance_interval: Duration,
         /// Write the bound address to this file once listening.
         #[arg(long)]
         addr_file: Option<PathBuf>,
@@ -94,6 +110,23 @@ pub enum Command {
         #[arg(long, default_value = "admin")]
         cert_name: String,
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the shard map. Exit code 0: every shard has all its copies; 1: some have
+    /// fewer (data at risk); 2: some have none on a live node (data missing); 3: the
+    /// check could not run.
+    Fsck {
+        /// Coordinator address (host:port).
+        #[arg(long)]
+        coord: String,
+        /// Certificate directory.
+        #[arg(long)]
+        certs: PathBuf,
+        /// Certificate to connect with.
+        #[arg(long, default_value = "admin")]
+        cert_name: String,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -122,9 +155,56 @@ fn list_files(dir: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// Runs one subcommand.
-pub fn run_cli(cli: Cli) -> Result<()> {
-    match cli.command {
+/// Runs one subcommand and returns the process exit code.
+pub fn run_cli(cli: Cli) -> Result<ExitCode> {
+    if let Command::Fsck {
+        coord,
+        certs,
+        cert_name,
+        json,
+    } = &cli.command
+    {
+        // fsck's exit codes carry meaning for scripts, so its own failure gets a distinct
+        // one instead of the generic 1 ("data at risk").
+        return Ok(match fsck(coord, certs, cert_name, *json) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("dfs-coord fsck: {e:#}");
+                ExitCode::from(3)
+            }
+        });
+    }
+    run_command(cli.command).map(|()| ExitCode::SUCCESS)
+}
+
+/// Asks the coordinator for an fsck report, prints it, and returns the exit code.
+fn fsck(coord: &str, certs: &Path, cert_name: &str, json: bool) -> Result<u8> {
+    let report = runtime()?.block_on(async {
+        let tls = ClusterTls::load_dir(certs, cert_name)
+            .with_context(|| format!("load certificate {cert_name:?}"))?;
+        let client = RpcClient::new(client_endpoint(&tls)?, Role::Coord);
+        // A scan of the whole shard map: give it longer than an ordinary request.
+        let resp: CoordResponse = client
+            .call(coord, &CoordRequest::Fsck, Duration::from_secs(120))
+            .await
+            .with_context(|| format!("ask {coord} for fsck"))?;
+        let CoordResponse::Fsck(r) = resp else {
+            bail!("unexpected response to Fsck from {coord}");
+        };
+        Ok(r)
+    })?;
+    if json {
+        println!("{}", render_fsck_json(&report));
+    } else {
+        print!("{}", render_fsck(&report));
+    }
+    Ok(fsck_exit_code(&report))
+}
+
+fn run_command(command: Command) -> Result<()> {
+    match command {
+        // Handled by `run_cli`.
+        Command::Fsck { .. } => Ok(()),
         Command::Init {
             certs,
             nodes,
@@ -167,6 +247,10 @@ pub fn run_cli(cli: Cli) -> Result<()> {
             min_copies,
             shard_size,
             node_timeout,
+            repair_grace,
+            gc_grace,
+            repair_rate,
+            maintenance_interval,
             addr_file,
         } => {
             let settings = CoordSettings {
@@ -174,6 +258,10 @@ pub fn run_cli(cli: Cli) -> Result<()> {
                 min_copies: min_copies.unwrap_or(replicas),
                 shard_size,
                 node_timeout,
+                repair_grace,
+                gc_grace,
+                repair_rate,
+                maintenance_interval,
             };
             if settings.min_copies > replicas || settings.min_copies == 0 {
                 bail!("--min-copies must be between 1 and --replicas ({replicas})");

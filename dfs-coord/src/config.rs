@@ -20,6 +20,19 @@ pub struct CoordSettings {
     pub shard_size: u32,
     /// Silence after which a node is considered down.
     pub node_timeout: Duration,
+    /// How long a node may stay Down before its copies stop counting and re-replication
+    /// starts. Most outages are restarts that last seconds; copying a whole node's data
+    /// for each of them would cost far more than waiting a little.
+    pub repair_grace: Duration,
+    /// How long a shard must stay unreferenced (or unknown on a node) before its copies
+    /// are deleted. Covers writes in progress: a client stores shards first and commits
+    /// them afterwards, and in between they are referenced by nothing.
+    pub gc_grace: Duration,
+    /// Most bytes per second re-replication may copy, in total, so that repair traffic
+    /// leaves room for the clients' own reads and writes.
+    pub repair_rate: u64,
+    /// How often the background maintenance (repair and garbage collection) runs.
+    pub maintenance_interval: Duration,
 }
 
 impl Default for CoordSettings {
@@ -29,6 +42,10 @@ impl Default for CoordSettings {
             min_copies: 2,
             shard_size: dfs_proto::DEFAULT_SHARD_SIZE,
             node_timeout: Duration::from_secs(5),
+            repair_grace: Duration::from_secs(5 * 60),
+            gc_grace: Duration::from_secs(10 * 60),
+            repair_rate: 64 << 20,
+            maintenance_interval: Duration::from_secs(2),
         }
     }
 }
@@ -55,6 +72,12 @@ impl CoordSettings {
         }
         if self.node_timeout.is_zero() {
             bail!("node timeout must be positive");
+        }
+        if self.repair_rate == 0 {
+            bail!("repair rate must be positive");
+        }
+        if self.maintenance_interval.is_zero() {
+            bail!("maintenance interval must be positive");
         }
         Ok(())
     }

@@ -16,6 +16,10 @@
 //! - `placement`: choosing nodes for new shards, weighted by free space.
 //! - [`server`]: the [`Coordinator`] (one `match` over every request) and [`run`], which
 //!   serves it over QUIC.
+//! - [`maintenance`]: the background pass (and [`NodeSender`], how it reaches nodes) that
+//!   drives `repair` (re-replication after a node is lost, surplus removal when it
+//!   returns) and `gc` (deleting shards no file uses, after a grace period).
+//! - `fsck`: the `Fsck` consistency report and `ReportCorrupt` from nodes.
 //! - [`cli`] and [`status`]: the `dfs-coord` command line and its status output.
 
 //!
@@ -24,21 +28,27 @@
 //!   (the request carries no `keep` flag, unlike `Unlink`).
 //! - Orphans (unlinked but open files) of a client that dies without `Release` stay in
 //!   the `orphans` table; nothing reclaims them yet.
-//! - Shards whose reference count drops to zero keep their record and their copies on the
-//!   nodes: there is no garbage collector yet.
+//! - Shards whose reference count drops to zero keep their copies for `gc_grace` (10
+//!   minutes by default) before garbage collection deletes them, so freed space comes
+//!   back late.
 //! - A new file in a set-group-ID directory keeps any set-group-ID bit it was created
 //!   with, because the coordinator does not know the caller's supplementary groups.
 
 pub mod cli;
 pub mod config;
+mod fsck;
+mod gc;
 mod layout;
+pub mod maintenance;
 mod namespace;
 mod placement;
 mod registry;
+mod repair;
 pub mod server;
 pub mod status;
 mod store;
 mod xattr;
 
 pub use config::{CoordConfig, CoordSettings};
+pub use maintenance::{NodeSender, RpcNodeSender, SendFuture};
 pub use server::{run, Coordinator};

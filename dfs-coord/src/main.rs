@@ -2,15 +2,19 @@
 
 use clap::Parser;
 use dfs_coord::cli::{run_cli, Cli};
+use std::process::ExitCode;
 
-fn main() {
-    if let Err(e) = try_main() {
-        eprintln!("dfs-coord: {e:#}");
-        std::process::exit(1);
+fn main() -> ExitCode {
+    match try_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dfs-coord: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }
 
-fn try_main() -> anyhow::Result<()> {
+fn try_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     // Logs go to stderr so that `status --json` output stays clean on stdout.
     tracing_subscriber::fmt()

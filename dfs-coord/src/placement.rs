@@ -75,12 +75,16 @@ pub(crate) fn choose(
 }
 
 /// Plans where each shard goes. `locations[i]` are the recorded locations of
-/// `shards[i]` (empty if the shard is new). All-or-nothing: if one shard cannot get
-/// `min_copies`, the reservations made for the others are released.
+/// `shards[i]` (empty if the shard is new). `avoid[i]` are nodes that must not receive
+/// `shards[i]` (garbage collection is deleting it there right now: a `Put` of a shard a
+/// node already has is a no-op, so the Delete arriving after it would win). All-or-nothing:
+/// if one shard cannot get `min_copies`, the reservations made for the others are
+/// released.
 pub(crate) fn place(
     reg: &mut Registry,
     shards: &[(ShardId, u32)],
     locations: &[Vec<u64>],
+    avoid: &[Vec<NodeId>],
     replicas: u32,
     min_copies: u32,
     now: Instant,
@@ -91,7 +95,8 @@ pub(crate) fn place(
     for (i, (id, size)) in shards.iter().enumerate() {
         let holders = live_holders(locations.get(i).map_or(&[][..], |l| &l[..]), &up);
         let need = (replicas as usize).saturating_sub(holders.len());
-        let exclude: Vec<NodeId> = holders.iter().map(|h| h.id).collect();
+        let mut exclude: Vec<NodeId> = holders.iter().map(|h| h.id).collect();
+        exclude.extend(avoid.get(i).into_iter().flatten().copied());
         let picked = choose(reg, &exclude, need, u64::from(*size), now);
         reserved.extend(picked.iter().map(|n| (*n, u64::from(*size))));
         if holders.len() + picked.len() < min_copies as usize {
@@ -203,10 +208,19 @@ mod tests {
         let now = Instant::now();
         let a = ShardId::of(b"a");
         let b = ShardId::of(b"b");
-        let e = place(&mut r, &[(a, 5), (b, 100)], &[vec![], vec![]], 2, 2, now).unwrap_err();
+        let e = place(
+            &mut r,
+            &[(a, 5), (b, 100)],
+            &[vec![], vec![]],
+            &[],
+            2,
+            2,
+            now,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::NoSpace);
         assert_eq!(r.nodes[&NodeId(2)].available(now), 10);
-        let e = place(&mut r, &[(a, 5)], &[vec![]], 3, 3, now).unwrap_err();
+        let e = place(&mut r, &[(a, 5)], &[vec![]], &[], 3, 3, now).unwrap_err();
         assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
     }
 }

@@ -34,6 +34,12 @@ pub(crate) struct NodeEntry {
     pub reserved_at: Option<Instant>,
     /// Smooth weighted round-robin state (see `placement`).
     pub cursor: i128,
+    /// When the node was last seen going Down (or, for a node known only from the store,
+    /// when this coordinator started): repair waits `repair_grace` from here.
+    pub down_since: Option<Instant>,
+    /// When the node last became Up. The most recent comer is the one whose copies are
+    /// surplus when a shard has too many.
+    pub up_since: Option<Instant>,
 }
 
 impl NodeEntry {
@@ -46,6 +52,8 @@ impl NodeEntry {
             reserved: 0,
             reserved_at: None,
             cursor: 0,
+            down_since: None,
+            up_since: None,
         }
     }
 
@@ -80,12 +88,16 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Nodes known from the store, all Down until they register.
-    pub fn load(known: Vec<(u64, String)>) -> Registry {
+    /// Nodes known from the store, all Down (since `now`) until they register.
+    pub fn load(known: Vec<(u64, String)>, now: Instant) -> Registry {
         Registry {
             nodes: known
                 .into_iter()
-                .map(|(id, addr)| (NodeId(id), NodeEntry::new(addr)))
+                .map(|(id, addr)| {
+                    let mut e = NodeEntry::new(addr);
+                    e.down_since = Some(now);
+                    (NodeId(id), e)
+                })
                 .collect(),
             inventories: HashMap::new(),
         }
@@ -104,6 +116,9 @@ impl Registry {
             info!("node {id} registered at {addr}");
         }
         e.addr = addr.to_string();
+        if !known || e.state == NodeState::Down {
+            e.up_since = Some(now);
+        }
         e.state = NodeState::Up;
         e.stats = stats;
         e.last_seen = Some(now);
@@ -127,6 +142,7 @@ impl Registry {
         if e.state == NodeState::Down {
             info!("node {id} at {} is up again", e.addr);
             e.state = NodeState::Up;
+            e.up_since = Some(now);
         }
         e.stats = stats;
         e.last_seen = Some(now);
@@ -146,6 +162,7 @@ impl Registry {
             let silent = now.saturating_duration_since(seen);
             if silent > timeout {
                 e.state = NodeState::Down;
+                e.down_since = Some(now);
                 warn!(
                     "node {id} at {} is down: no heartbeat for {:.1}s",
                     e.addr,
@@ -153,6 +170,33 @@ impl Registry {
                 );
             }
         }
+    }
+
+    /// How each known node counts as a shard holder for maintenance at `now`; nodes
+    /// missing from the map are unknown and count as [`Holder::Gone`].
+    pub fn holders(&self, now: Instant, repair_grace: Duration) -> HashMap<NodeId, Holder> {
+        self.nodes
+            .iter()
+            .map(|(id, e)| {
+                let h = match e.state {
+                    NodeState::Up => Holder::Up {
+                        addr: e.addr.clone(),
+                        since: e.up_since,
+                    },
+                    NodeState::Down => {
+                        let down_for = e
+                            .down_since
+                            .map_or(Duration::ZERO, |d| now.saturating_duration_since(d));
+                        if down_for > repair_grace {
+                            Holder::Gone
+                        } else {
+                            Holder::Waiting
+                        }
+                    }
+                };
+                (*id, h)
+            })
+            .collect()
     }
 
     pub fn is_known(&self, id: NodeId) -> bool {
@@ -232,14 +276,31 @@ impl Registry {
     }
 }
 
+/// A recorded location as maintenance sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// Up: its copy can be read, copied from or deleted.
+    Up {
+        addr: String,
+        since: Option<Instant>,
+    },
+    /// Down for less than the repair grace: probably restarting, so its copy still counts
+    /// and nothing is done about it yet.
+    Waiting,
+    /// Down for longer than the repair grace, or unknown: its copy no longer counts.
+    Gone,
+}
+
 /// What one inventory part changed, for the log.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct InventoryCounts {
     /// Listed shards the coordinator knows.
     pub known: u64,
     /// Listed shards no layout has ever referenced: leftovers of failed writes, or data
-    /// from another cluster. Not recorded; a future garbage collector will delete them.
+    /// from another cluster. Not recorded; garbage collection deletes them after a grace.
     pub orphans: u64,
+    /// The orphans' ids, for garbage collection.
+    pub unknown: Vec<ShardId>,
     /// Locations on this node forgotten because the complete inventory did not list them.
     pub forgotten: u64,
 }
@@ -264,7 +325,10 @@ pub(crate) fn apply_inventory(
                     t.put_shard(id, &rec)?;
                 }
             }
-            None => c.orphans += 1,
+            None => {
+                c.orphans += 1;
+                c.unknown.push(*id);
+            }
         }
     }
     if let Some(all) = complete {
@@ -309,7 +373,7 @@ mod tests {
 
     #[test]
     fn loaded_nodes_are_down_until_registered() {
-        let mut r = Registry::load(vec![(7, "x:1".into())]);
+        let mut r = Registry::load(vec![(7, "x:1".into())], Instant::now());
         assert!(r.up().is_empty());
         assert!(r.heartbeat(NodeId(7), stats(1), Instant::now()).is_err());
         r.register(NodeId(7), "x:2", stats(1), Instant::now());

@@ -7,17 +7,21 @@
 //! stall the async workers that move bytes for other connections.
 
 use crate::config::{CoordConfig, CoordSettings};
+use crate::maintenance::{maintenance_loop, Maint, NodeSender, RpcNodeSender};
 use crate::registry::{apply_inventory, Registry};
 use crate::store::{ReadTables, Store, StoredSettings, Tables};
 use crate::{layout, namespace, placement, xattr};
 use anyhow::Context;
-use dfs_proto::coord_msg::{ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime};
+use dfs_proto::coord_msg::{
+    ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime, RepairStatus,
+};
 use dfs_proto::pki::Role;
 use dfs_proto::rpc::{serve, server_endpoint, Handler, Peer};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ErrorCode, NodeId, WireError, WireResult};
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
@@ -33,8 +37,14 @@ pub(crate) fn now_ns() -> NanoTime {
 /// The coordinator: namespace, layouts and node registry. Share it with `Arc`.
 pub struct Coordinator {
     store: Arc<Store>,
-    settings: CoordSettings,
+    pub(crate) settings: CoordSettings,
     registry: Mutex<Registry>,
+    /// Background maintenance state (repair, garbage collection); see `maintenance.rs`.
+    maint: Mutex<Maint>,
+    /// How maintenance reaches nodes; `None` until `run` (or a test) installs one.
+    pub(crate) sender: Mutex<Option<Arc<dyn NodeSender>>>,
+    /// Replicate requests under way, for `Status`.
+    pub(crate) in_flight: Arc<AtomicU64>,
 }
 
 impl Coordinator {
@@ -65,7 +75,10 @@ impl Coordinator {
         Ok(Arc::new(Coordinator {
             store: Arc::new(store),
             settings,
-            registry: Mutex::new(Registry::load(known)),
+            registry: Mutex::new(Registry::load(known, Instant::now())),
+            maint: Mutex::new(Maint::default()),
+            sender: Mutex::new(None),
+            in_flight: Arc::new(AtomicU64::new(0)),
         }))
     }
 
@@ -80,14 +93,20 @@ impl Coordinator {
         self.registry().tick(now, self.settings.node_timeout);
     }
 
-    fn registry(&self) -> MutexGuard<'_, Registry> {
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
         // The registry holds no invariant a panicking holder could break half way that
         // matters more than staying available, so a poisoned lock is used as is.
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Maintenance bookkeeping. Never held together with the registry lock, nor across
+    /// an await.
+    pub(crate) fn maint(&self) -> MutexGuard<'_, Maint> {
+        self.maint.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Runs `f` in a durable write transaction on the blocking pool.
-    async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Tables<'_>) -> WireResult<T> + Send + 'static,
     ) -> WireResult<T> {
@@ -98,7 +117,7 @@ impl Coordinator {
     }
 
     /// Runs `f` on a read snapshot on the blocking pool.
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&ReadTables) -> WireResult<T> + Send + 'static,
     ) -> WireResult<T> {
@@ -115,6 +134,7 @@ impl Coordinator {
             CoordRequest::Register { .. }
                 | CoordRequest::Inventory { .. }
                 | CoordRequest::Heartbeat { .. }
+                | CoordRequest::ReportCorrupt { .. }
         );
         if registry_call && !peer.has(Role::Node) {
             // Only a storage node may say where shards live; a client that could would
@@ -289,9 +309,8 @@ impl Coordinator {
                 .heartbeat(node, stats, Instant::now())
                 .map(|()| R::Unit),
             Q::Status => self.status().await.map(R::Status),
-            Q::ReportCorrupt { .. } | Q::Fsck => Err(WireError::invalid(
-                "not implemented by this coordinator yet",
-            )),
+            Q::ReportCorrupt { node, id } => self.report_corrupt(node, id).await.map(|()| R::Unit),
+            Q::Fsck => self.fsck().await.map(R::Fsck),
         }
     }
 
@@ -322,6 +341,20 @@ impl Coordinator {
             )));
         }
         let ids: Vec<_> = shards.iter().map(|(id, _)| *id).collect();
+        // Remember what was placed, so garbage collection leaves it alone while the write
+        // is under way; and keep the write away from copies being deleted right now (see
+        // gc.rs). Both under the maintenance lock, so either GC sees this placement or
+        // this placement sees GC's deletion, never neither.
+        let now = Instant::now();
+        let avoid: Vec<Vec<NodeId>> = {
+            let mut m = self.maint();
+            ids.iter()
+                .map(|id| {
+                    m.placed.insert(*id, now);
+                    m.collecting.get(id).cloned().unwrap_or_default()
+                })
+                .collect()
+        };
         let locations = self
             .read(move |r| {
                 ids.iter()
@@ -329,14 +362,21 @@ impl Coordinator {
                     .collect::<WireResult<Vec<_>>>()
             })
             .await?;
+        // Copies being deleted are not offered as holders.
+        let locations: Vec<Vec<u64>> = locations
+            .into_iter()
+            .zip(&avoid)
+            .map(|(l, a)| if a.is_empty() { l } else { Vec::new() })
+            .collect();
         let s = self.settings;
         placement::place(
             &mut self.registry(),
             &shards,
             &locations,
+            &avoid,
             s.replicas,
             s.min_copies,
-            Instant::now(),
+            now,
         )
     }
 
@@ -356,9 +396,13 @@ impl Coordinator {
             }
             reg.inventory_part(node, &shards, first, last)
         };
+        if let Some(all) = &complete {
+            self.forget_unknown(node, all);
+        }
         let c = self
             .write(move |t| apply_inventory(t, node, &shards, complete.as_ref()))
             .await?;
+        self.note_unknown(node, &c.unknown, Instant::now());
         if c.orphans > 0 {
             info!(
                 "node {node} holds {} shards no file uses (orphans, left for garbage collection)",
@@ -394,8 +438,19 @@ impl Coordinator {
             under_replicated: under,
             shards,
             inodes,
-            repair: Default::default(),
+            repair: self.repair_status(),
         })
+    }
+
+    /// Repair and garbage-collection progress, for `Status`.
+    fn repair_status(&self) -> RepairStatus {
+        let m = self.maint();
+        RepairStatus {
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            bytes_left: m.bytes_left,
+            repaired: m.repaired,
+            collected: m.collected,
+        }
     }
 }
 
@@ -451,9 +506,21 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     if let Some(p) = &cfg.addr_file {
         write_addr_file(p, local)?;
     }
+    // Maintenance talks to nodes as the coordinator, with its own certificate.
+    coord.set_node_sender(Arc::new(RpcNodeSender::new(&tls)?));
+    info!(
+        "maintenance every {:?}: repair after {:?} down at up to {}/s, garbage collected \
+         after {:?}",
+        s.maintenance_interval,
+        s.repair_grace,
+        crate::status::human_bytes(s.repair_rate),
+        s.gc_grace
+    );
     let detector = tokio::spawn(down_detector(coord.clone()));
+    let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
     serve(endpoint.clone(), coord, shutdown).await;
     detector.abort();
+    maintenance.abort();
     // Give clients a moment to receive the close; nothing is lost if they do not.
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     info!("coordinator stopped");

@@ -1,9 +1,9 @@
-//! Rendering `dfs-coord status`: a table for people, JSON for scripts.
+//! Rendering `dfs-coord status` and `dfs-coord fsck`: text for people, JSON for scripts.
 //!
 //! The JSON is built by hand (no serde_json in this crate); strings go through
 //! [`json_string`], which escapes everything JSON requires.
 
-use dfs_proto::coord_msg::{ClusterStatus, NodeInfo, NodeState};
+use dfs_proto::coord_msg::{ClusterStatus, FsckReport, NodeInfo, NodeState, ShardIssue};
 use std::fmt::Write as _;
 
 /// `1536` -> `1.5 KiB`.
@@ -107,6 +107,16 @@ pub fn render_table(s: &ClusterStatus) -> String {
         s.inodes,
         human_bytes(u64::from(s.shard_size))
     );
+    let r = &s.repair;
+    let _ = writeln!(
+        out,
+        "repair: {} copies in flight, {} left to copy; {} shards repaired, {} collected \
+         since start",
+        r.in_flight,
+        human_bytes(r.bytes_left),
+        r.repaired,
+        r.collected
+    );
     out
 }
 
@@ -155,15 +165,108 @@ pub fn render_json(s: &ClusterStatus) -> String {
             )
         })
         .collect();
+    let r = &s.repair;
     format!(
         "{{\"nodes\":[{}],\"under_replicated\":{},\"shards\":{},\"inodes\":{},\
-         \"replicas\":{},\"shard_size\":{}}}",
+         \"replicas\":{},\"shard_size\":{},\"repair\":{{\"in_flight\":{},\
+         \"bytes_left\":{},\"repaired\":{},\"collected\":{}}}}}",
         nodes.join(","),
         s.under_replicated,
         s.shards,
         s.inodes,
         s.replicas,
-        s.shard_size
+        s.shard_size,
+        r.in_flight,
+        r.bytes_left,
+        r.repaired,
+        r.collected
+    )
+}
+
+/// `dfs-coord fsck`'s exit code: 2 if data is missing, 1 if at risk, 0 if healthy.
+pub fn fsck_exit_code(r: &FsckReport) -> u8 {
+    if !r.missing.is_empty() {
+        2
+    } else if !r.under_replicated.is_empty() {
+        1
+    } else {
+        0
+    }
+}
+
+/// How many issues of each list the text report shows.
+const SHOWN_ISSUES: usize = 10;
+
+fn issue_lines(out: &mut String, what: &str, issues: &[ShardIssue]) {
+    for i in issues.iter().take(SHOWN_ISSUES) {
+        let files: Vec<String> = i.files.iter().map(|f| f.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "  {what} {} ({} live copies), used by inode(s) {}",
+            i.id,
+            i.live_copies,
+            if files.is_empty() {
+                "-".to_string()
+            } else {
+                files.join(", ")
+            }
+        );
+    }
+    if issues.len() > SHOWN_ISSUES {
+        let _ = writeln!(out, "  ... and {} more", issues.len() - SHOWN_ISSUES);
+    }
+}
+
+/// The fsck report for people: counts, then the first issues of each kind.
+pub fn render_fsck(r: &FsckReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} shards in use: {} missing, {} under-replicated; {} orphaned (awaiting garbage \
+         collection); {} corrupt copies reported since the coordinator started",
+        r.shards,
+        r.missing.len(),
+        r.under_replicated.len(),
+        r.orphaned,
+        r.corrupt
+    );
+    issue_lines(&mut out, "missing", &r.missing);
+    issue_lines(&mut out, "under-replicated", &r.under_replicated);
+    let verdict = match fsck_exit_code(r) {
+        2 => "DATA MISSING: some shards have no copy on a live node",
+        1 => "data at risk: some shards have fewer copies than the replication factor",
+        _ => "healthy",
+    };
+    let _ = writeln!(out, "{verdict}");
+    out
+}
+
+fn issues_json(issues: &[ShardIssue]) -> String {
+    let items: Vec<String> = issues
+        .iter()
+        .map(|i| {
+            let files: Vec<String> = i.files.iter().map(|f| f.to_string()).collect();
+            format!(
+                "{{\"id\":{},\"live_copies\":{},\"files\":[{}]}}",
+                json_string(&i.id.to_hex()),
+                i.live_copies,
+                files.join(",")
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// The fsck report as one JSON object.
+pub fn render_fsck_json(r: &FsckReport) -> String {
+    format!(
+        "{{\"shards\":{},\"missing\":{},\"under_replicated\":{},\"orphaned\":{},\
+         \"corrupt\":{}}}",
+        r.shards,
+        issues_json(&r.missing),
+        issues_json(&r.under_replicated),
+        r.orphaned,
+        r.corrupt
     )
 }
 
@@ -205,7 +308,8 @@ mod tests {
             "{\"nodes\":[{\"id\":\"00000000000000ab\",\"address\":\"host\\\"1\\\":7001\",\
              \"state\":\"up\",\"capacity\":2048,\"used\":1024,\"free\":1024,\"shards\":3,\
              \"last_seen_ms\":1500}],\"under_replicated\":1,\"shards\":3,\"inodes\":4,\
-             \"replicas\":2,\"shard_size\":1048576}"
+             \"replicas\":2,\"shard_size\":1048576,\"repair\":{\"in_flight\":0,\
+             \"bytes_left\":0,\"repaired\":0,\"collected\":0}}"
         );
     }
 
@@ -217,5 +321,35 @@ mod tests {
         assert!(t.contains("1 under-replicated"), "{t}");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(10), "10 B");
+        assert!(t.contains("repair: 0 copies in flight"), "{t}");
+    }
+
+    #[test]
+    fn fsck_rendering_and_exit_codes() {
+        let issue = |d: &[u8], live| ShardIssue {
+            id: dfs_proto::ShardId::of(d),
+            live_copies: live,
+            files: vec![7, 9],
+        };
+        let mut r = FsckReport {
+            shards: 5,
+            orphaned: 2,
+            corrupt: 1,
+            ..Default::default()
+        };
+        assert_eq!(fsck_exit_code(&r), 0);
+        assert_eq!(
+            render_fsck_json(&r),
+            "{\"shards\":5,\"missing\":[],\"under_replicated\":[],\"orphaned\":2,\"corrupt\":1}"
+        );
+        r.under_replicated.push(issue(b"u", 1));
+        assert_eq!(fsck_exit_code(&r), 1);
+        r.missing.push(issue(b"m", 0));
+        assert_eq!(fsck_exit_code(&r), 2);
+        let j = render_fsck_json(&r);
+        assert!(j.contains("\"live_copies\":0,\"files\":[7,9]"), "{j}");
+        let t = render_fsck(&r);
+        assert!(t.contains("1 missing, 1 under-replicated"), "{t}");
+        assert!(t.contains("used by inode(s) 7, 9"), "{t}");
     }
 }

@@ -97,8 +97,8 @@ pub(crate) struct ShardRec {
     /// Full size of the shard's content.
     pub size: u32,
     /// Number of layout entries (in any file) that use this shard. At 0 the shard is
-    /// garbage, but the record is kept: deleting the copies on the nodes is the job of a
-    /// garbage collector that does not exist yet.
+    /// garbage: after a grace period the garbage collector (`gc.rs`) deletes its copies
+    /// on the nodes and then the record.
     pub refs: u64,
     /// Nodes believed to hold a copy (node ids), whether up or down.
     pub locations: Vec<u64>,
@@ -239,6 +239,16 @@ macro_rules! read_methods {
                 out.push((ShardId(*k.value()), decode(v.value(), "shard")?));
             }
             Ok(out)
+        }
+
+        /// Calls `f(inode, shard)` for every layout entry, in key order. There is no
+        /// reverse index (shard -> files); `fsck` is the only user and can afford a scan.
+        pub fn for_each_layout(&self, mut f: impl FnMut(Ino, &ShardId)) -> WireResult<()> {
+            for item in self.layout.iter().wire()? {
+                let (k, v) = item.wire()?;
+                f(k.value().0, &ShardId(*v.value().0));
+            }
+            Ok(())
         }
 
         pub fn xattr(&self, ino: Ino, name: &str) -> WireResult<Option<Vec<u8>>> {
@@ -399,6 +409,13 @@ impl<'t> Tables<'t> {
 
     pub fn put_shard(&mut self, id: &ShardId, rec: &ShardRec) -> WireResult<()> {
         self.shards.insert(&id.0, encode(rec)?.as_slice()).wire()?;
+        Ok(())
+    }
+
+    /// Forgets a shard entirely. Only garbage collection calls this, for a shard no
+    /// layout references, so no layout entry is left pointing at a missing record.
+    pub fn remove_shard(&mut self, id: &ShardId) -> WireResult<()> {
+        self.shards.remove(&id.0).wire()?;
         Ok(())
     }
 

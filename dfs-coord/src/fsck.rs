@@ -1,0 +1,120 @@
+//! Shard health: `Fsck` (a consistency check of the shard map) and `ReportCorrupt` (a node
+//! found a bad copy).
+//!
+//! Nodes verify every shard they serve against its SHA-256, and scrub their disks in the
+//! background. A copy that fails is deleted by the node, which then tells the coordinator;
+//! the coordinator only has to forget that location, and repair restores the copy count
+//! from a good copy elsewhere.
+
+use crate::server::Coordinator;
+use dfs_proto::coord_msg::{FsckReport, ShardIssue};
+use dfs_proto::{Ino, NodeId, ShardId, WireResult};
+use std::collections::{HashMap, HashSet};
+use tracing::warn;
+
+/// Most entries of each issue list in a report, to keep the response frame small.
+pub const MAX_ISSUES: usize = 1000;
+/// Most files named per shard in an issue.
+const MAX_FILES: usize = 4;
+
+impl Coordinator {
+    /// `node` deleted its copy of `id` because it was corrupt.
+    pub(crate) async fn report_corrupt(&self, node: NodeId, id: ShardId) -> WireResult<()> {
+        let locations = self
+            .write(move |t| {
+                let Some(mut rec) = t.shard(&id)? else {
+                    return Ok(None);
+                };
+                rec.locations.retain(|n| *n != node.0);
+                t.put_shard(&id, &rec)?;
+                Ok(Some(rec.locations))
+            })
+            .await?;
+        self.maint().corrupt += 1;
+        match locations {
+            Some(l) => {
+                let up = self.registry().up();
+                let live = l.iter().filter(|n| up.contains_key(&NodeId(**n))).count();
+                warn!(
+                    "node {node} reported shard {id} corrupt; copy dropped, {live} live copies \
+                     remain"
+                );
+            }
+            None => warn!("node {node} reported shard {id} corrupt; the shard has no record"),
+        }
+        Ok(())
+    }
+
+    /// Scans the shard map: referenced shards with no live copy (missing) or too few
+    /// (under-replicated), and garbage awaiting collection.
+    pub(crate) async fn fsck(&self) -> WireResult<FsckReport> {
+        let up = self.registry().up();
+        let replicas = self.settings.replicas as usize;
+        let (unknown, corrupt): (HashSet<ShardId>, u64) = {
+            let m = self.maint();
+            (
+                m.unknown_seen.keys().map(|(_, id)| *id).collect(),
+                m.corrupt,
+            )
+        };
+        self.read(move |r| {
+            let mut report = FsckReport {
+                corrupt,
+                ..Default::default()
+            };
+            let mut recorded = HashSet::new();
+            for (id, rec) in r.all_shards()? {
+                recorded.insert(id);
+                if rec.refs == 0 {
+                    report.orphaned += 1;
+                    continue;
+                }
+                report.shards += 1;
+                let live = rec
+                    .locations
+                    .iter()
+                    .filter(|n| up.contains_key(&NodeId(**n)))
+                    .count();
+                let issue = ShardIssue {
+                    id,
+                    live_copies: u32::try_from(live).unwrap_or(u32::MAX),
+                    files: Vec::new(),
+                };
+                if live == 0 {
+                    if report.missing.len() < MAX_ISSUES {
+                        report.missing.push(issue);
+                    }
+                } else if live < replicas && report.under_replicated.len() < MAX_ISSUES {
+                    report.under_replicated.push(issue);
+                }
+            }
+            report.orphaned += unknown.difference(&recorded).count() as u64;
+            // Name a few files per listed shard. There is no reverse index, so this is one
+            // scan of the layout table, done only when something is wrong.
+            if !report.missing.is_empty() || !report.under_replicated.is_empty() {
+                let mut files: HashMap<ShardId, Vec<Ino>> = report
+                    .missing
+                    .iter()
+                    .chain(&report.under_replicated)
+                    .map(|i| (i.id, Vec::new()))
+                    .collect();
+                r.for_each_layout(|ino, id| {
+                    if let Some(f) = files.get_mut(id) {
+                        if f.len() < MAX_FILES && !f.contains(&ino) {
+                            f.push(ino);
+                        }
+                    }
+                })?;
+                for i in report
+                    .missing
+                    .iter_mut()
+                    .chain(report.under_replicated.iter_mut())
+                {
+                    i.files = files.remove(&i.id).unwrap_or_default();
+                }
+            }
+            Ok(report)
+        })
+        .await
+    }
+}

@@ -1,0 +1,282 @@
+//! Garbage collection: deleting shard copies that no file uses any more.
+//!
+//! Two kinds of garbage exist:
+//! - shard records whose reference count fell to 0 (files overwritten, truncated or
+//!   deleted). Their copies are deleted from every Up holder, then the record goes;
+//! - shards a node's inventory lists that the coordinator has no record of at all:
+//!   leftovers of writes whose client died between storing shards and committing them.
+//!
+//! Both wait for `gc_grace` first, because a shard with no references is exactly what a
+//! write in progress looks like: the client stores shards on nodes, then commits them. For
+//! the same reason a shard id handed out by `Place` within the grace is never deleted,
+//! and while a deletion is under way `Place` neither offers those copies to writers nor
+//! puts the shard on those nodes (a `Put` of a shard a node already has is a no-op, so a
+//! `Delete` arriving just after it would silently undo the write).
+//!
+//! The clocks live in memory: after a restart every shard waits a full grace again.
+
+use crate::maintenance::{send_all, NodeSender};
+use crate::registry::Holder;
+use crate::server::Coordinator;
+use crate::status::human_bytes;
+use crate::store::ShardRec;
+use dfs_proto::node_msg::{NodeRequest, NodeResponse};
+use dfs_proto::{ErrorCode, NodeId, ShardId, WireResult};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{info, warn};
+
+/// One unreferenced shard to collect.
+struct Collect {
+    id: ShardId,
+    size: u32,
+    /// Up holders to send `Delete` to.
+    delete: Vec<(NodeId, String)>,
+    /// Locations on written-off nodes: simply forgotten. If such a node ever returns, its
+    /// inventory lists the shard as unknown and the second kind of collection deletes it.
+    gone: Vec<NodeId>,
+}
+
+/// Whether a node's answer to `Delete` means the copy is gone.
+fn deleted(r: &WireResult<NodeResponse>) -> bool {
+    match r {
+        Ok(NodeResponse::Deleted) => true,
+        Err(e) => e.code == ErrorCode::NotFound,
+        Ok(_) => false,
+    }
+}
+
+impl Coordinator {
+    /// Records shards a node listed that have no record, starting their grace clock.
+    pub(crate) fn note_unknown(&self, node: NodeId, ids: &[ShardId], now: Instant) {
+        let mut m = self.maint();
+        for id in ids {
+            m.unknown_seen.entry((node, *id)).or_insert(now);
+        }
+    }
+
+    /// A node's complete inventory no longer lists these: it deleted them itself.
+    pub(crate) fn forget_unknown(&self, node: NodeId, listed: &HashSet<ShardId>) {
+        self.maint()
+            .unknown_seen
+            .retain(|(n, id), _| *n != node || listed.contains(id));
+    }
+
+    /// One garbage-collection pass over `shards` (see the module comment).
+    pub(crate) async fn gc_pass(
+        &self,
+        shards: &[(ShardId, ShardRec)],
+        sender: Option<&Arc<dyn NodeSender>>,
+        now: Instant,
+    ) -> WireResult<()> {
+        let grace = self.settings.gc_grace;
+        let view = self.registry().holders(now, self.settings.repair_grace);
+        let mut plans = Vec::new();
+        let mut unknown = Vec::new();
+        {
+            let mut m = self.maint();
+            m.placed
+                .retain(|_, at| now.saturating_duration_since(*at) <= grace);
+            let zero: HashSet<ShardId> = shards
+                .iter()
+                .filter(|(_, r)| r.refs == 0)
+                .map(|(id, _)| *id)
+                .collect();
+            // A shard referenced again (or removed) starts from scratch next time.
+            m.unreferenced_since.retain(|id, _| zero.contains(id));
+            for (id, rec) in shards.iter().filter(|(_, r)| r.refs == 0) {
+                let since = *m.unreferenced_since.entry(*id).or_insert(now);
+                if sender.is_none()
+                    || now.saturating_duration_since(since) <= grace
+                    || m.recently_placed(id, now, grace)
+                    || m.collecting.contains_key(id)
+                {
+                    continue;
+                }
+                let mut c = Collect {
+                    id: *id,
+                    size: rec.size,
+                    delete: Vec::new(),
+                    gone: Vec::new(),
+                };
+                for &n in &rec.locations {
+                    match view.get(&NodeId(n)) {
+                        Some(Holder::Up { addr, .. }) => c.delete.push((NodeId(n), addr.clone())),
+                        // Probably restarting: wait for it rather than leave its copy behind.
+                        Some(Holder::Waiting) => {}
+                        Some(Holder::Gone) | None => c.gone.push(NodeId(n)),
+                    }
+                }
+                m.collecting
+                    .insert(*id, rec.locations.iter().map(|n| NodeId(*n)).collect());
+                plans.push(c);
+            }
+            if sender.is_some() {
+                let due: Vec<(NodeId, ShardId)> = m
+                    .unknown_seen
+                    .iter()
+                    .filter(|(_, seen)| now.saturating_duration_since(**seen) > grace)
+                    .map(|(k, _)| *k)
+                    .collect();
+                for (node, id) in due {
+                    if m.recently_placed(&id, now, grace) {
+                        continue;
+                    }
+                    match view.get(&node) {
+                        Some(Holder::Up { addr, .. }) => {
+                            m.collecting.entry(id).or_default().push(node);
+                            unknown.push((node, addr.clone(), id));
+                        }
+                        Some(Holder::Waiting) => {}
+                        // Its next inventory reports the shard again if it still has it.
+                        Some(Holder::Gone) | None => {
+                            m.unknown_seen.remove(&(node, id));
+                        }
+                    }
+                }
+            }
+        }
+        let Some(sender) = sender else {
+            return Ok(());
+        };
+        self.collect_records(plans, sender).await?;
+        self.collect_unknown(unknown, sender).await
+    }
+
+    /// Deletes the copies of unreferenced shards, then their records.
+    async fn collect_records(
+        &self,
+        plans: Vec<Collect>,
+        sender: &Arc<dyn NodeSender>,
+    ) -> WireResult<()> {
+        let sends: Vec<(NodeId, String, NodeRequest)> = plans
+            .iter()
+            .flat_map(|c| {
+                c.delete
+                    .iter()
+                    .map(|(n, a)| (*n, a.clone(), NodeRequest::Delete { id: c.id }))
+            })
+            .collect();
+        let mut results = send_all(sender, sends, None).await.into_iter();
+        let (mut shards, mut bytes) = (0u64, 0u64);
+        let mut nodes = BTreeSet::new();
+        for c in plans {
+            let mut forget: Vec<u64> = c.gone.iter().map(|n| n.0).collect();
+            for (n, _) in &c.delete {
+                match results.next() {
+                    Some(r) if deleted(&r) => {
+                        forget.push(n.0);
+                        nodes.insert(*n);
+                    }
+                    Some(Err(e)) => warn!("failed to delete shard {} on node {n}: {e}", c.id),
+                    Some(Ok(other)) => warn!(
+                        "failed to delete shard {} on node {n}: unexpected answer {other:?}",
+                        c.id
+                    ),
+                    None => {}
+                }
+            }
+            let id = c.id;
+            // One transaction per shard. The reference count is checked again inside it:
+            // the record goes only if nothing references it and no copy is left.
+            let outcome = self
+                .write(move |t| {
+                    let Some(mut rec) = t.shard(&id)? else {
+                        return Ok(None);
+                    };
+                    rec.locations.retain(|n| !forget.contains(n));
+                    if rec.refs == 0 && rec.locations.is_empty() {
+                        t.remove_shard(&id)?;
+                        Ok(Some(rec))
+                    } else {
+                        t.put_shard(&id, &rec)?;
+                        Ok(Some(rec))
+                    }
+                })
+                .await;
+            let mut m = self.maint();
+            m.collecting.remove(&id);
+            match outcome? {
+                Some(rec) if rec.refs == 0 && rec.locations.is_empty() => {
+                    m.unreferenced_since.remove(&id);
+                    m.collected += 1;
+                    shards += 1;
+                    bytes += u64::from(c.size);
+                }
+                Some(rec) if rec.refs > 0 => warn!(
+                    "shard {id} was referenced again while its copies were being deleted \
+                     (a commit without a recent Place); {} copies remain",
+                    rec.locations.len()
+                ),
+                _ => {}
+            }
+        }
+        if shards > 0 {
+            info!(
+                "gc: removed {shards} shards ({}) from {} nodes",
+                human_bytes(bytes),
+                nodes.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes shards that nodes hold but the coordinator has no record of.
+    async fn collect_unknown(
+        &self,
+        unknown: Vec<(NodeId, String, ShardId)>,
+        sender: &Arc<dyn NodeSender>,
+    ) -> WireResult<()> {
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        // A commit may have created a record since the node listed the shard: then it is
+        // no longer unknown (the location is recorded by the commit or the next inventory),
+        // and ordinary collection takes care of it if it becomes garbage.
+        let ids: Vec<ShardId> = unknown.iter().map(|(_, _, id)| *id).collect();
+        let known: Vec<bool> = self
+            .read(move |r| {
+                ids.iter()
+                    .map(|id| Ok(r.shard(id)?.is_some()))
+                    .collect::<WireResult<Vec<_>>>()
+            })
+            .await?;
+        let mut sends = Vec::new();
+        let mut which = Vec::new();
+        {
+            let mut m = self.maint();
+            for ((node, addr, id), k) in unknown.into_iter().zip(known) {
+                if k {
+                    m.unknown_seen.remove(&(node, id));
+                    m.collecting.remove(&id);
+                } else {
+                    sends.push((node, addr, NodeRequest::Delete { id }));
+                    which.push((node, id));
+                }
+            }
+        }
+        let results = send_all(sender, sends, None).await;
+        let mut count = 0u64;
+        let mut nodes = BTreeSet::new();
+        let mut m = self.maint();
+        for ((node, id), r) in which.into_iter().zip(results) {
+            m.collecting.remove(&id);
+            if deleted(&r) {
+                m.unknown_seen.remove(&(node, id));
+                count += 1;
+                nodes.insert(node);
+            } else if let Err(e) = r {
+                warn!("failed to delete unknown shard {id} on node {node}: {e}");
+            }
+        }
+        if count > 0 {
+            info!(
+                "gc: removed {count} shards no file ever used (unknown to the coordinator) \
+                 from {} nodes",
+                nodes.len()
+            );
+        }
+        Ok(())
+    }
+}
