@@ -29,10 +29,11 @@ use anyhow::{anyhow, bail, Context};
 use dfs_proto::node_msg::{ByteRange, NodeStats};
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult, MAX_SHARD_SIZE};
 use std::ffi::CString;
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,13 +129,13 @@ impl ShardStore {
         }
         // Already here? Then the put is done, as long as our copy is intact. A damaged copy
         // is replaced: that is exactly how a re-replication repairs this node.
-        match self.get(id, None) {
+        match self.read(id, None) {
             Ok(_) => return Ok(()),
-            Err(e) if e.code == ErrorCode::NotFound => {}
-            Err(e) if e.code == ErrorCode::Corrupt => {
-                warn!(shard = %id, "replacing damaged copy with the bytes being put");
+            Err(ReadError::Failed(e)) if e.code == ErrorCode::NotFound => {}
+            Err(ReadError::Corrupt(c)) => {
+                warn!(shard = %id, "replacing damaged copy ({}) with the bytes being put", c.defect);
             }
-            Err(e) => return Err(e),
+            Err(ReadError::Failed(e)) => return Err(e),
         }
 
         let prefix = shard_file::prefix(data);
@@ -175,50 +176,72 @@ impl ShardStore {
         Ok(())
     }
 
-    /// Reads a whole shard (`None`) or a byte range of it, verified.
+    /// Reads a whole shard (`None`) or a byte range of it, verified. Damage is reported as
+    /// a `Corrupt` wire error; callers that act on damage use [`ShardStore::read`].
     pub fn get(&self, id: ShardId, range: Option<ByteRange>) -> WireResult<Vec<u8>> {
+        self.read(id, range).map_err(WireError::from)
+    }
+
+    /// Like [`ShardStore::get`], but says exactly what is damaged, and in which file, so the
+    /// caller can drop that copy with [`ShardStore::discard`].
+    pub fn read(&self, id: ShardId, range: Option<ByteRange>) -> Result<Vec<u8>, ReadError> {
         let file = File::open(self.shard_path(id)).map_err(|e| io_failure("open", id, e))?;
-        let file_len = file
-            .metadata()
-            .map_err(|e| io_failure("stat", id, e))?
-            .len();
+        let meta = file.metadata().map_err(|e| io_failure("stat", id, e))?;
+        let file_key = (meta.dev(), meta.ino());
+        let found = |fault: Fault| match fault {
+            Fault::Defect(defect) => ReadError::Corrupt(Corruption {
+                id,
+                defect,
+                file_key,
+            }),
+            Fault::Failed(e) => ReadError::Failed(e),
+        };
+        let file_len = meta.len();
         let mut head = [0u8; HEADER_LEN];
         let head_len = HEADER_LEN.min(usize::try_from(file_len).unwrap_or(HEADER_LEN));
-        read_at(&file, &mut head[..head_len], 0, id)?;
-        let header = Header::parse(&head[..head_len], file_len).map_err(|m| corrupt(id, &m))?;
+        read_at(&file, &mut head[..head_len], 0, id).map_err(found)?;
+        let header = Header::parse(&head[..head_len], file_len)
+            .map_err(|m| found(Fault::Defect(Defect::Layout(m))))?;
         match range {
             None => self.read_whole(&file, id, header),
             Some(r) => self.read_range(&file, id, header, r),
         }
+        .map_err(found)
     }
 
     /// Every block checked against its checksum, then the whole content against its id:
     /// the checksums could have been damaged together with the data they cover, the id
     /// cannot.
-    fn read_whole(&self, file: &File, id: ShardId, h: Header) -> WireResult<Vec<u8>> {
+    fn read_whole(&self, file: &File, id: ShardId, h: Header) -> Result<Vec<u8>, Fault> {
         // Sizes come from a header already checked against the file size and the shard cap.
         let mut sums = vec![0u8; h.blocks() as usize * SUM_LEN];
         read_at(file, &mut sums, h.sum_offset(0), id)?;
         let mut data = vec![0u8; h.data_len as usize];
         read_at(file, &mut data, h.data_offset(), id)?;
         if let Err(b) = shard_file::verify_blocks(&sums, &data, 0) {
-            return Err(corrupt(id, &format!("block {b} fails its checksum")));
+            return Err(Fault::Defect(Defect::Block(b)));
         }
         if !id.matches(&data) {
-            return Err(corrupt(id, "content does not match its id"));
+            return Err(Fault::Defect(Defect::Content));
         }
         Ok(data)
     }
 
     /// Reads only the blocks covering `r` and their checksums.
-    fn read_range(&self, file: &File, id: ShardId, h: Header, r: ByteRange) -> WireResult<Vec<u8>> {
+    fn read_range(
+        &self,
+        file: &File,
+        id: ShardId,
+        h: Header,
+        r: ByteRange,
+    ) -> Result<Vec<u8>, Fault> {
         let (offset, len) = (u64::from(r.offset), u64::from(r.len));
         let end = offset + len;
         if end > u64::from(h.data_len) {
-            return Err(WireError::invalid(format!(
+            return Err(Fault::Failed(WireError::invalid(format!(
                 "range {offset}+{len} is beyond the {} bytes of shard {id}",
                 h.data_len
-            )));
+            ))));
         }
         if len == 0 {
             return Ok(Vec::new());
@@ -232,7 +255,7 @@ impl ShardStore {
         let mut blocks = vec![0u8; (span_end - span_start) as usize];
         read_at(file, &mut blocks, h.data_offset() + span_start, id)?;
         if let Err(b) = shard_file::verify_blocks(&sums, &blocks, first) {
-            return Err(corrupt(id, &format!("block {b} fails its checksum")));
+            return Err(Fault::Defect(Defect::Block(b)));
         }
         // Keep only the requested bytes (in place: no second allocation).
         let lo = (offset - span_start) as usize;
@@ -254,6 +277,31 @@ impl ShardStore {
         // No directory fsync: if a crash brings the file back, the node lists it in its
         // next inventory and the coordinator, which no longer wants it, deletes it again.
         Ok(())
+    }
+
+    /// Removes the damaged copy `c` found, so it no longer counts as a copy and a repair
+    /// can put a good one in its place. Returns whether a file was removed.
+    ///
+    /// Only *that* file is removed: between the failed read and now, a put (a repair, or a
+    /// client writing the same bytes) may have renamed a good copy over it, and deleting
+    /// that would destroy the very repair. The file's device and inode number tell the two
+    /// apart, checked under the same lock that every rename into place takes.
+    pub fn discard(&self, c: &Corruption) -> WireResult<bool> {
+        let path = self.shard_path(c.id);
+        let mut space = self.space();
+        let meta = match fs::metadata(&path) {
+            Ok(m) => m,
+            // Someone else (a concurrent read or the scrubber) already dropped it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_failure("stat", c.id, e)),
+        };
+        if (meta.dev(), meta.ino()) != c.file_key {
+            return Ok(false);
+        }
+        fs::remove_file(&path).map_err(|e| io_failure("delete", c.id, e))?;
+        space.used = space.used.saturating_sub(meta.len());
+        space.shards = space.shards.saturating_sub(1);
+        Ok(true)
     }
 
     /// IDs of all stored shards, from a directory scan.
@@ -422,22 +470,86 @@ impl Drop for TmpFile {
     }
 }
 
-fn read_at(file: &File, buf: &mut [u8], offset: u64, id: ShardId) -> WireResult<()> {
+/// What is wrong with a damaged shard file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Defect {
+    /// The block with this index does not match its checksum.
+    Block(u64),
+    /// Every block matched its checksum, yet the whole content does not hash to the shard's
+    /// name: the checksums were damaged along with the data they cover.
+    Content,
+    /// The header or the file's size is wrong (truncated, extended, overwritten...).
+    Layout(String),
+}
+
+impl fmt::Display for Defect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Defect::Block(b) => write!(f, "block {b} failed verification"),
+            Defect::Content => f.write_str("content does not match its id"),
+            Defect::Layout(m) => write!(f, "bad file layout: {m}"),
+        }
+    }
+}
+
+/// A damaged copy found by a read: which shard, what is wrong, and which file it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    pub id: ShardId,
+    pub defect: Defect,
+    /// Device and inode number of the damaged file, so [`ShardStore::discard`] removes
+    /// exactly that file and never a good copy renamed over it since.
+    file_key: (u64, u64),
+}
+
+/// Why a verified read returned no bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// The copy on disk is damaged.
+    Corrupt(Corruption),
+    /// Anything else: not found, a range past the end, an I/O error.
+    Failed(WireError),
+}
+
+impl From<WireError> for ReadError {
+    fn from(e: WireError) -> Self {
+        ReadError::Failed(e)
+    }
+}
+
+impl From<ReadError> for WireError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Corrupt(c) => WireError::corrupt(format!(
+                "shard {} is corrupt on this node: {}",
+                c.id, c.defect
+            )),
+            ReadError::Failed(e) => e,
+        }
+    }
+}
+
+/// A read's failure before it is tied to the file it happened in.
+enum Fault {
+    Defect(Defect),
+    Failed(WireError),
+}
+
+impl From<WireError> for Fault {
+    fn from(e: WireError) -> Self {
+        Fault::Failed(e)
+    }
+}
+
+fn read_at(file: &File, buf: &mut [u8], offset: u64, id: ShardId) -> Result<(), Fault> {
     file.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             // The file is shorter than its (already checked) header said: it shrank.
-            corrupt(id, "file ends early")
+            Fault::Defect(Defect::Layout("file ends early".into()))
         } else {
-            io_failure("read", id, e)
+            Fault::Failed(io_failure("read", id, e))
         }
     })
-}
-
-/// Reports corruption. Logged here, where it is found: damaged bytes on this node's disk
-/// are something its operator wants to know about whoever asked for them.
-fn corrupt(id: ShardId, what: &str) -> WireError {
-    warn!(shard = %id, "corrupt shard file: {what}");
-    WireError::corrupt(format!("shard {id} is corrupt on this node: {what}"))
 }
 
 fn io_failure(verb: &str, id: ShardId, e: io::Error) -> WireError {

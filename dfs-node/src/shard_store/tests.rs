@@ -337,3 +337,53 @@ fn capacity_from_filesystem_minus_reserve() {
     let e = s.put(ShardId::of(b"x"), b"x").unwrap_err();
     assert_eq!(e.code, ErrorCode::NoSpace);
 }
+
+#[test]
+fn read_names_the_bad_block_and_discard_removes_only_that_file() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let data = bytes(200_000, 11);
+    let id = ShardId::of(&data);
+    s.put(id, &data).unwrap();
+    flip(&s.shard_path(id), 20 + 4 * 32 + 70_000); // in block 1
+
+    let Err(ReadError::Corrupt(c)) = s.read(id, range(65_000, 1000)) else {
+        panic!("damage not found");
+    };
+    assert_eq!((c.id, &c.defect), (id, &Defect::Block(1)));
+    assert_eq!(c.defect.to_string(), "block 1 failed verification");
+
+    // A put renamed a good copy over the damaged one since: discard must keep it.
+    s.put(id, &data).unwrap();
+    assert!(!s.discard(&c).unwrap());
+    assert_eq!(s.get(id, None).unwrap(), data);
+
+    flip(&s.shard_path(id), 20 + 4 * 32 + 70_000);
+    let Err(ReadError::Corrupt(c)) = s.read(id, None) else {
+        panic!("damage not found");
+    };
+    assert!(s.discard(&c).unwrap());
+    assert!(!s.shard_path(id).exists());
+    assert_eq!((s.stats().shards, s.stats().used), (0, 0));
+    // A second discard (a concurrent reader found the same damage) is harmless.
+    assert!(!s.discard(&c).unwrap());
+    assert_eq!(s.get(id, None).unwrap_err().code, ErrorCode::NotFound);
+}
+
+#[test]
+fn damaged_checksums_with_their_data_are_a_content_defect() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let data = bytes(1000, 12);
+    let id = ShardId::of(&data);
+    s.put(id, &data).unwrap();
+    // Rewrite data and its checksum consistently: only the shard's name can tell.
+    let mut other = data.clone();
+    other[0] ^= 1;
+    let path = s.shard_path(id);
+    fs::write(&path, [shard_file::prefix(&other), other].concat()).unwrap();
+    match s.read(id, None) {
+        Err(ReadError::Corrupt(c)) => assert_eq!(c.defect, Defect::Content),
+        other => panic!("{other:?}"),
+    }
+}
