@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod layout;
+mod maintenance;
 mod namespace;
 mod persist;
 mod quic;
