@@ -9,8 +9,8 @@
 //! Repair never moves bytes itself: it asks a target node (chosen like a new write's,
 //! by free space) to `Replicate` the shard from the surviving holders. Only once the
 //! target answers `Stored` (the copy is durable) is it added to the shard's locations.
-//! Copies are throttled by a token bucket (`repair_rate` bytes per second, at most one
-//! second's worth at once) and at most
+//! Copies are throttled by a token bucket (refilled at `repair_rate` bytes per second,
+//! holding at most one maintenance interval's worth, and at least one second's) and at most
 //! [`MAX_IN_FLIGHT`](crate::maintenance::MAX_IN_FLIGHT) at a time, so clients keep most
 //! of the bandwidth while a big node is being re-replicated.
 
@@ -102,16 +102,25 @@ fn plan(shards: &[(ShardId, ShardRec)], view: &HashMap<NodeId, Holder>, replicas
 }
 
 impl Coordinator {
+    /// Bytes the repair token bucket holds when full: what one pass may send. A pass
+    /// every `maintenance_interval` that may send `rate * interval` keeps the average at
+    /// `rate`; a smaller bucket would cap repair below the configured rate.
+    fn bucket_size(&self) -> f64 {
+        let s = self.settings;
+        s.repair_rate as f64 * s.maintenance_interval.as_secs_f64().max(1.0)
+    }
+
     /// Refills the repair token bucket up to `now` and returns the tokens available.
     fn refill(&self, now: Instant) -> f64 {
         let rate = self.settings.repair_rate as f64;
+        let cap = self.bucket_size();
         let mut m = self.maint();
         let tokens = match m.refilled_at {
             // The first pass starts with a full bucket.
-            None => rate,
+            None => cap,
             Some(at) => {
                 let dt = now.saturating_duration_since(at).as_secs_f64();
-                (m.tokens + rate * dt).min(rate)
+                (m.tokens + rate * dt).min(cap)
             }
         };
         m.tokens = tokens;
@@ -144,7 +153,7 @@ impl Coordinator {
 
         // Choose targets while the bucket allows. A shard larger than the whole bucket
         // may go when the bucket is full, or it could never go at all.
-        let cap = s.repair_rate as f64;
+        let cap = self.bucket_size();
         let mut tokens = self.refill(now);
         let mut sends: Vec<(NodeId, String, NodeRequest)> = Vec::new();
         let mut sent_jobs: Vec<(ShardId, u32, NodeId)> = Vec::new();

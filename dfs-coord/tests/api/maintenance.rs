@@ -403,6 +403,8 @@ async fn repair_respects_the_rate() {
         CoordSettings {
             repair_grace: Duration::ZERO,
             repair_rate: 250,
+            // One pass per second: each may send one second's worth.
+            maintenance_interval: Duration::from_secs(1),
             ..Default::default()
         },
         3,

@@ -101,10 +101,54 @@ async fn serve_over_quic_and_refuse_client_registry_calls() {
         .unwrap();
     assert!(matches!(r, CoordResponse::Registered { .. }));
 
+    // `dfs-coord fsck` and `status`, the real binary: healthy (exit 0), then a shard
+    // recorded only on a node that does not exist, i.e. missing (exit 2).
+    let healthy = cli(certs.path(), &addr, &["fsck", "--json"]).await;
+    assert_eq!(healthy.status.code(), Some(0), "{healthy:?}");
+    let out = String::from_utf8_lossy(&healthy.stdout).to_string();
+    assert!(out.starts_with("{\"shards\":0,\"missing\":[]"), "{out}");
+    let committed: CoordResponse = client
+        .call(
+            &addr,
+            &CoordRequest::Commit {
+                ino: a.ino,
+                size: 3,
+                mtime: 1,
+                shards: vec![cshard(0, b"abc", &[99])],
+                caller: USER,
+            },
+            d,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(committed, CoordResponse::Attr(_)), "{committed:?}");
+    let missing = cli(certs.path(), &addr, &["fsck"]).await;
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+    let out = String::from_utf8_lossy(&missing.stdout).to_string();
+    assert!(out.contains("1 missing"), "{out}");
+    let status = cli(certs.path(), &addr, &["status", "--json"]).await;
+    let out = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(
+        out.contains("\"state\":\"up\"") && out.contains("\"repair\":{\"in_flight\":0,"),
+        "{out}"
+    );
+
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), server)
         .await
         .expect("run() returns after shutdown")
         .unwrap()
         .unwrap();
+}
+
+/// Runs `dfs-coord SUBCOMMAND --coord ADDR --certs DIR [ARGS]` with the admin certificate.
+async fn cli(certs: &std::path::Path, addr: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dfs-coord"));
+    cmd.arg(args[0])
+        .args(["--coord", addr, "--certs"])
+        .arg(certs)
+        .args(&args[1..]);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
 }
