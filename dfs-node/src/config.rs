@@ -5,6 +5,9 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// `--reserve` default: 256 MiB.
+pub const DEFAULT_RESERVE: u64 = 256 << 20;
+
 /// dfs storage node: keeps content-addressed shards on local disk and serves them over QUIC.
 #[derive(Debug, Parser)]
 #[command(name = "dfs-node", version)]
@@ -128,6 +131,10 @@ mod tests {
         assert_eq!(c.reserve, 256 << 20);
         assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!((c.capacity, c.advertise, c.addr_file), (None, None, None));
+        // The flags' defaults are the ones NodeConfig::new uses.
+        assert_eq!(c.reserve, DEFAULT_RESERVE);
+        let n = NodeConfig::new("/d", "c:1", "/c", "node-1");
+        assert_eq!((n.reserve, n.listen), (c.reserve, c.listen));
         let a = Args::try_parse_from([
             "dfs-node",
             "--data",

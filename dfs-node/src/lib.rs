@@ -14,22 +14,29 @@
 //! - [`shard_file`]: the byte layout of one shard file (header, per-block checksums, data).
 //! - [`durable`]: the crash-safe file-writing sequences, in one place.
 //! - [`server`]: the request handler mapping `NodeRequest`s onto the shard store.
+//! - [`replication`]: `Replicate`, fetching a shard from another node (repair).
+//! - [`corruption`]: what happens to a copy found damaged: deleted, and reported to the
+//!   coordinator.
 //! - [`registration`]: register with the coordinator, send the inventory, heartbeat, and
 //!   start over when the coordinator has forgotten us.
 //! - [`run`] (here): wires them together for one node process.
 
 pub mod config;
+pub mod corruption;
 pub mod durable;
 pub mod registration;
+pub mod replication;
 pub mod server;
 pub mod shard_file;
 pub mod shard_store;
 
 use anyhow::{Context, Result};
+use corruption::CorruptionHandler;
 use dfs_proto::pki::Role;
 use dfs_proto::rpc::{client_endpoint, serve, server_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
 use registration::Registration;
+use replication::Replicator;
 use server::NodeService;
 use shard_store::ShardStore;
 use std::future::Future;
@@ -60,6 +67,31 @@ pub struct NodeConfig {
     pub reserve: u64,
     /// File to write the advertised address to once listening.
     pub addr_file: Option<PathBuf>,
+}
+
+impl NodeConfig {
+    /// A configuration with the required settings and the same defaults as the binary's
+    /// flags for everything else. Change fields afterwards, or with
+    /// `NodeConfig { capacity: Some(1 << 30), ..NodeConfig::new(..) }`, so that callers keep
+    /// compiling when new settings are added.
+    pub fn new(
+        data: impl Into<PathBuf>,
+        coord: impl Into<String>,
+        certs: impl Into<PathBuf>,
+        cert_name: impl Into<String>,
+    ) -> NodeConfig {
+        NodeConfig {
+            data: data.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            coord: coord.into(),
+            certs: certs.into(),
+            cert_name: cert_name.into(),
+            capacity: None,
+            reserve: config::DEFAULT_RESERVE,
+            addr_file: None,
+        }
+    }
 }
 
 /// Runs a storage node until `shutdown` resolves.
@@ -119,12 +151,23 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
 
     // The node dials the coordinator with its own certificate, whose role (node) is what
     // lets the coordinator accept its registration; it insists the other side is a
-    // coordinator.
-    let client = RpcClient::new(client_endpoint(&tls)?, Role::Coord);
-    let registration =
-        tokio::spawn(Registration::new(store.clone(), client, cfg.coord.clone(), advertised).run());
+    // coordinator. One client endpoint (one UDP socket) serves every outgoing call; each
+    // RpcClient on it checks the role of the servers it dials.
+    let dialer = client_endpoint(&tls)?;
+    let coord_client = RpcClient::new(dialer.clone(), Role::Coord);
+    let registration = tokio::spawn(
+        Registration::new(store.clone(), coord_client, cfg.coord.clone(), advertised).run(),
+    );
+    let corruption = CorruptionHandler::new(
+        store.clone(),
+        RpcClient::new(dialer.clone(), Role::Coord),
+        cfg.coord.clone(),
+    );
+    // Repair fetches shards from other nodes, which must present node certificates.
+    let replicator = Replicator::new(store.clone(), RpcClient::new(dialer, Role::Node));
 
-    serve(endpoint, Arc::new(NodeService::new(store)), shutdown).await;
+    let service = NodeService::new(store, replicator, corruption);
+    serve(endpoint, Arc::new(service), shutdown).await;
     // Requests already running in the blocking pool finish on their own (a put completes
     // its rename or leaves only a tmp file, removed at the next start).
     registration.abort();

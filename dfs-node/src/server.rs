@@ -2,7 +2,9 @@
 //! store. Transport, TLS and framing are `dfs_proto::rpc`'s job; this file only decides
 //! what each request does.
 
-use crate::shard_store::ShardStore;
+use crate::corruption::CorruptionHandler;
+use crate::replication::Replicator;
+use crate::shard_store::{ReadError, ShardStore};
 use dfs_proto::node_msg::{NodeRequest, NodeResponse, NodeStatus};
 use dfs_proto::rpc::{Handler, Peer};
 use dfs_proto::{WireError, WireResult};
@@ -12,11 +14,21 @@ use tracing::debug;
 /// Serves `NodeRequest`s from one shard store.
 pub struct NodeService {
     store: Arc<ShardStore>,
+    replicator: Replicator,
+    corruption: CorruptionHandler,
 }
 
 impl NodeService {
-    pub fn new(store: Arc<ShardStore>) -> NodeService {
-        NodeService { store }
+    pub fn new(
+        store: Arc<ShardStore>,
+        replicator: Replicator,
+        corruption: CorruptionHandler,
+    ) -> NodeService {
+        NodeService {
+            store,
+            replicator,
+            corruption,
+        }
     }
 }
 
@@ -33,21 +45,32 @@ impl Handler<NodeRequest, NodeResponse> for NodeService {
             }
             NodeRequest::Get { id, range } => {
                 debug!(peer = %peer.addr, shard = %id, ?range, "get");
-                let data = blocking(move || store.get(id, range)).await?;
-                Ok(NodeResponse::Data(data))
+                match blocking(move || store.read(id, range)).await {
+                    Ok(data) => Ok(NodeResponse::Data(data)),
+                    Err(ReadError::Corrupt(c)) => {
+                        // The caller still gets `Corrupt` and tries another holder; this
+                        // copy is dropped and reported so that repair can replace it.
+                        let answer = WireError::from(ReadError::Corrupt(c.clone()));
+                        self.corruption.handle(c).await;
+                        Err(answer)
+                    }
+                    Err(ReadError::Failed(e)) => Err(e),
+                }
             }
             NodeRequest::Delete { id } => {
                 debug!(peer = %peer.addr, shard = %id, "delete");
                 blocking(move || store.delete(id)).await?;
                 Ok(NodeResponse::Deleted)
             }
-            NodeRequest::Replicate { id, .. } => Err(WireError::invalid(format!(
-                "replicate of {id}: not implemented by this node yet"
-            ))),
+            NodeRequest::Replicate { id, sources } => {
+                debug!(peer = %peer.addr, shard = %id, ?sources, "replicate");
+                self.replicator.replicate(id, &sources).await?;
+                Ok(NodeResponse::Stored)
+            }
             NodeRequest::Status => {
                 // stats() may call statvfs, a (short) blocking system call.
                 let node = store.node_id();
-                let stats = blocking(move || Ok(store.stats())).await?;
+                let stats = blocking(move || WireResult::Ok(store.stats())).await?;
                 Ok(NodeResponse::Status(NodeStatus { node, stats }))
             }
         }
@@ -56,12 +79,13 @@ impl Handler<NodeRequest, NodeResponse> for NodeService {
 
 /// Runs blocking file I/O on tokio's blocking pool, so a slow disk stalls only that
 /// request and not the QUIC connections sharing the async worker threads.
-async fn blocking<T, F>(f: F) -> WireResult<T>
+pub(crate) async fn blocking<T, E, F>(f: F) -> Result<T, E>
 where
-    F: FnOnce() -> WireResult<T> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
+    E: From<WireError> + Send + 'static,
 {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| WireError::internal(format!("storage task failed: {e}")))?
+        .map_err(|e| E::from(WireError::internal(format!("storage task failed: {e}"))))?
 }

@@ -36,15 +36,15 @@ async fn put_get_delete_status_over_quic() {
     // A port that answers nothing: the coordinator is down for this whole test.
     let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let cfg = NodeConfig {
-        data: data.path().join("node"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        advertise: None,
-        coord: dead.local_addr().unwrap().to_string(),
-        certs: certs.path().to_path_buf(),
-        cert_name: "node-1".into(),
         capacity: Some(64 << 20),
         reserve: 0,
         addr_file: Some(addr_file.clone()),
+        ..NodeConfig::new(
+            data.path().join("node"),
+            dead.local_addr().unwrap().to_string(),
+            certs.path(),
+            "node-1",
+        )
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let node = tokio::spawn(dfs_node::run(cfg, async {
@@ -135,15 +135,8 @@ async fn missing_certificate_is_a_clear_error() {
     let certs = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let cfg = NodeConfig {
-        data: data.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        advertise: None,
-        coord: "127.0.0.1:1".into(),
-        certs: certs.path().to_path_buf(),
-        cert_name: "node-9".into(),
-        capacity: None,
         reserve: 0,
-        addr_file: None,
+        ..NodeConfig::new(data.path(), "127.0.0.1:1", certs.path(), "node-9")
     };
     let e = dfs_node::run(cfg, std::future::pending())
         .await
