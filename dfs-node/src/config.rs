@@ -1,12 +1,19 @@
-//! Command-line flags of the `dfs-node` binary, and the byte-size syntax (`10G`) they accept.
+//! Command-line flags of the `dfs-node` binary, and the byte-size (`10G`) and duration
+//! (`30s`) syntax they accept.
 
 use crate::NodeConfig;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `--reserve` default: 256 MiB.
 pub const DEFAULT_RESERVE: u64 = 256 << 20;
+/// `--scrub-rate` default: 16 MiB/s, a small share of any disk, yet a full pass over 1 TB
+/// takes under a day.
+pub const DEFAULT_SCRUB_RATE: u64 = 16 << 20;
+/// `--scrub-interval` default: one hour between passes.
+pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// dfs storage node: keeps content-addressed shards on local disk and serves them over QUIC.
 #[derive(Debug, Parser)]
@@ -39,6 +46,13 @@ pub struct Args {
     /// Write the advertised address to this file once listening (for scripts and tests).
     #[arg(long, value_name = "PATH")]
     pub addr_file: Option<PathBuf>,
+    /// Bytes per second the background scrubber may read to verify shards, e.g. 16M; 0
+    /// disables scrubbing.
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = parse_size, default_value = "16M")]
+    pub scrub_rate: u64,
+    /// Pause between two full scrub passes, e.g. 30s, 10m, 1h, 2d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
+    pub scrub_interval: Duration,
 }
 
 impl Args {
@@ -53,8 +67,38 @@ impl Args {
             capacity: self.capacity,
             reserve: self.reserve,
             addr_file: self.addr_file,
+            scrub_rate: self.scrub_rate,
+            scrub_interval: self.scrub_interval,
         }
     }
+}
+
+/// Parses a duration: digits followed by `ms`, `s`, `m`, `h` or `d` (`500ms`, `30s`, `1h`);
+/// plain digits are seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits_end);
+    if num.is_empty() {
+        return Err(format!("{s:?} is not a duration (try 30s, 10m or 1h)"));
+    }
+    let n: u64 = num.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    let (per, millis) = match unit {
+        "ms" => (1, true),
+        "" | "s" => (1, false),
+        "m" => (60, false),
+        "h" => (3600, false),
+        "d" => (86400, false),
+        _ => return Err(format!("{s:?}: unknown unit (use ms, s, m, h or d)")),
+    };
+    let n = n
+        .checked_mul(per)
+        .ok_or_else(|| format!("{s:?} is too long"))?;
+    Ok(if millis {
+        Duration::from_millis(n)
+    } else {
+        Duration::from_secs(n)
+    })
 }
 
 /// Parses a byte count: plain digits, or digits followed by K, M, G or T (powers of 1024,
@@ -113,6 +157,30 @@ mod tests {
     }
 
     #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86400)));
+        for bad in [
+            "",
+            "s",
+            "1.5h",
+            "-1s",
+            "10 s",
+            "1H",
+            "5x",
+            "1hm",
+            "99999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn flags_parse_with_defaults() {
         Args::command().debug_assert();
         let a = Args::try_parse_from([
@@ -133,8 +201,15 @@ mod tests {
         assert_eq!((c.capacity, c.advertise, c.addr_file), (None, None, None));
         // The flags' defaults are the ones NodeConfig::new uses.
         assert_eq!(c.reserve, DEFAULT_RESERVE);
+        assert_eq!(
+            (c.scrub_rate, c.scrub_interval),
+            (DEFAULT_SCRUB_RATE, DEFAULT_SCRUB_INTERVAL)
+        );
         let n = NodeConfig::new("/d", "c:1", "/c", "node-1");
-        assert_eq!((n.reserve, n.listen), (c.reserve, c.listen));
+        assert_eq!(
+            (n.reserve, n.scrub_rate, n.scrub_interval, n.listen),
+            (c.reserve, c.scrub_rate, c.scrub_interval, c.listen)
+        );
         let a = Args::try_parse_from([
             "dfs-node",
             "--data",
@@ -149,9 +224,17 @@ mod tests {
             "10G",
             "--reserve",
             "1M",
+            "--scrub-rate",
+            "0",
+            "--scrub-interval",
+            "30s",
         ])
         .unwrap();
         assert_eq!((a.capacity, a.reserve), (Some(10 << 30), 1 << 20));
+        assert_eq!(
+            (a.scrub_rate, a.scrub_interval),
+            (0, Duration::from_secs(30))
+        );
         assert!(Args::try_parse_from(["dfs-node", "--data", "/d"]).is_err());
     }
 }

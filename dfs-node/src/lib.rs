@@ -17,6 +17,7 @@
 //! - [`replication`]: `Replicate`, fetching a shard from another node (repair).
 //! - [`corruption`]: what happens to a copy found damaged: deleted, and reported to the
 //!   coordinator.
+//! - [`scrubber`]: the background task that verifies every shard, slowly, over and over.
 //! - [`registration`]: register with the coordinator, send the inventory, heartbeat, and
 //!   start over when the coordinator has forgotten us.
 //! - [`run`] (here): wires them together for one node process.
@@ -26,6 +27,7 @@ pub mod corruption;
 pub mod durable;
 pub mod registration;
 pub mod replication;
+pub mod scrubber;
 pub mod server;
 pub mod shard_file;
 pub mod shard_store;
@@ -37,12 +39,14 @@ use dfs_proto::rpc::{client_endpoint, serve, server_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
 use registration::Registration;
 use replication::Replicator;
+use scrubber::Scrubber;
 use server::NodeService;
 use shard_store::ShardStore;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// Everything a node process needs to know at start.
@@ -67,6 +71,10 @@ pub struct NodeConfig {
     pub reserve: u64,
     /// File to write the advertised address to once listening.
     pub addr_file: Option<PathBuf>,
+    /// Average bytes per second the scrubber may read; 0 disables it.
+    pub scrub_rate: u64,
+    /// Pause between two scrub passes.
+    pub scrub_interval: Duration,
 }
 
 impl NodeConfig {
@@ -90,6 +98,8 @@ impl NodeConfig {
             capacity: None,
             reserve: config::DEFAULT_RESERVE,
             addr_file: None,
+            scrub_rate: config::DEFAULT_SCRUB_RATE,
+            scrub_interval: config::DEFAULT_SCRUB_INTERVAL,
         }
     }
 }
@@ -165,12 +175,22 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
     );
     // Repair fetches shards from other nodes, which must present node certificates.
     let replicator = Replicator::new(store.clone(), RpcClient::new(dialer, Role::Node));
+    let scrubber = tokio::spawn(
+        Scrubber::new(
+            store.clone(),
+            corruption.clone(),
+            cfg.scrub_rate,
+            cfg.scrub_interval,
+        )
+        .run(),
+    );
 
     let service = NodeService::new(store, replicator, corruption);
     serve(endpoint, Arc::new(service), shutdown).await;
     // Requests already running in the blocking pool finish on their own (a put completes
     // its rename or leaves only a tmp file, removed at the next start).
     registration.abort();
+    scrubber.abort();
     info!("dfs-node stopped");
     Ok(())
 }

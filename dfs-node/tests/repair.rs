@@ -122,6 +122,7 @@ impl Cluster {
         let cfg = NodeConfig {
             capacity: Some(64 << 20),
             addr_file: Some(addr_file.clone()),
+            scrub_rate: 0,
             ..NodeConfig::new(&a_dir, coord.clone(), certs.path(), "node-1")
         };
         tokio::spawn(dfs_node::run(cfg, std::future::pending()));
