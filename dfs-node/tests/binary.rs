@@ -127,7 +127,7 @@ fn scrubber_flags_find_and_delete_a_corrupt_shard() {
     std::fs::write(&bad_path, raw).unwrap();
 
     let p = |x: &Path| x.to_str().unwrap().to_string();
-    let mut child = node(&[
+    let child = node(&[
         "--data",
         &p(&dir),
         "--coord",
