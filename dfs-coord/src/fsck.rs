@@ -30,7 +30,14 @@ impl Coordinator {
                 Ok(Some(rec.locations))
             })
             .await?;
-        self.maint().corrupt += 1;
+        {
+            let mut m = self.maint();
+            m.corrupt += 1;
+            let bad = m.bad_copies.entry(id).or_default();
+            if !bad.contains(&node) {
+                bad.push(node);
+            }
+        }
         match locations {
             Some(l) => {
                 let up = self.registry().up();

@@ -133,6 +133,10 @@ pub(crate) struct Maint {
     pub collected: u64,
     /// Corrupt copies reported by nodes since start.
     pub corrupt: u64,
+    /// Nodes that reported their copy of a shard corrupt, until the shard is whole again.
+    /// Repair prefers other targets: a disk that rotted a shard once is a poor home for
+    /// its replacement.
+    pub bad_copies: HashMap<ShardId, Vec<NodeId>>,
     /// Shards first seen with no references, and when.
     pub unreferenced_since: HashMap<ShardId, Instant>,
     /// Shards recently handed out by `Place`: a write may be about to reference them.

@@ -153,6 +153,13 @@ impl Coordinator {
 
         // Choose targets while the bucket allows. A shard larger than the whole bucket
         // may go when the bucket is full, or it could never go at all.
+        let bad_copies = {
+            let mut m = self.maint();
+            // A shard that is whole again no longer needs to avoid anyone.
+            m.bad_copies
+                .retain(|id, _| p.jobs.iter().any(|j| j.id == *id));
+            m.bad_copies.clone()
+        };
         let cap = self.bucket_size();
         let mut tokens = self.refill(now);
         let mut sends: Vec<(NodeId, String, NodeRequest)> = Vec::new();
@@ -169,8 +176,17 @@ impl Coordinator {
                 if k == 0 {
                     break;
                 }
-                let targets =
-                    placement::choose(&mut reg, &job.exclude, k, u64::from(job.size), now);
+                let size_u64 = u64::from(job.size);
+                let mut exclude = job.exclude.clone();
+                exclude.extend(bad_copies.get(&job.id).into_iter().flatten().copied());
+                let mut targets = placement::choose(&mut reg, &exclude, k, size_u64, now);
+                if targets.len() < k {
+                    // Better a copy on the node that reported corruption than no copy.
+                    let mut exclude = job.exclude.clone();
+                    exclude.extend(&targets);
+                    let more = k - targets.len();
+                    targets.extend(placement::choose(&mut reg, &exclude, more, size_u64, now));
+                }
                 // Targets that could not be found give their tokens back.
                 tokens += size * (k - targets.len()) as f64;
                 for t in targets {

@@ -344,15 +344,39 @@ async fn corrupt_report_drops_the_copy_and_repair_restores_it() {
         (id, 1, vec![f.ino])
     );
 
-    // No node is down, so repair starts at once, copying from node 2.
+    // No node is down, so repair starts at once, copying from node 2 to node 3: the node
+    // whose disk rotted the shard is not trusted with its replacement.
     t.c.maintain_once(Instant::now()).await.unwrap();
-    let sent = fake.take();
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(sent[0].1, Sent::Replicate(id, vec![addr(2)]));
+    assert_eq!(
+        fake.take(),
+        vec![(addr(3), Sent::Replicate(id, vec![addr(2)]))]
+    );
     let r = fsck(&t).await;
     assert!(
         r.under_replicated.is_empty() && r.missing.is_empty(),
         "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn corrupt_copy_goes_back_to_the_reporter_if_no_other_node_exists() {
+    let (t, fake) = setup(CoordSettings::default(), 2).await;
+    let f = t.file(ROOT, "f").await;
+    let data = b"two nodes only".to_vec();
+    let id = ShardId::of(&data);
+    t.commit(f.ino, 14, vec![cshard(0, &data, &[1, 2])], USER)
+        .await
+        .unwrap();
+    t.node_call(CoordRequest::ReportCorrupt {
+        node: NodeId(2),
+        id,
+    })
+    .await
+    .unwrap();
+    t.c.maintain_once(Instant::now()).await.unwrap();
+    assert_eq!(
+        fake.take(),
+        vec![(addr(2), Sent::Replicate(id, vec![addr(1)]))]
     );
 }
 
