@@ -76,8 +76,28 @@ impl Coordinator {
         let mut unknown = Vec::new();
         {
             let mut m = self.maint();
-            m.placed
-                .retain(|_, at| now.saturating_duration_since(*at) <= grace);
+            // Placements older than the grace: a write that has not committed by now never
+            // will (it failed, or its client died). If no record exists for the shard,
+            // its copies on the placement's targets are unknown garbage, handled below
+            // like unknown shards from an inventory.
+            let recorded: HashSet<ShardId> = shards.iter().map(|(id, _)| *id).collect();
+            let expired: Vec<(ShardId, Instant)> = m
+                .placed
+                .iter()
+                .filter(|(_, at)| now.saturating_duration_since(**at) > grace)
+                .map(|(id, at)| (*id, *at))
+                .collect();
+            for (id, at) in expired {
+                m.placed.remove(&id);
+                let targets = m.placed_on.remove(&id).unwrap_or_default();
+                if !recorded.contains(&id) {
+                    for node in targets {
+                        m.unknown_seen.entry((node, id)).or_insert(at);
+                    }
+                }
+            }
+            let st = &mut *m;
+            st.placed_on.retain(|id, _| st.placed.contains_key(id));
             let zero: HashSet<ShardId> = shards
                 .iter()
                 .filter(|(_, r)| r.refs == 0)

@@ -141,6 +141,9 @@ pub(crate) struct Maint {
     pub unreferenced_since: HashMap<ShardId, Instant>,
     /// Shards recently handed out by `Place`: a write may be about to reference them.
     pub placed: HashMap<ShardId, Instant>,
+    /// The nodes `Place` sent each of those shards to. When the placement expires without
+    /// a commit (an aborted write), the copies there are garbage.
+    pub placed_on: HashMap<ShardId, Vec<NodeId>>,
     /// Shards a node's inventory listed but the coordinator has no record of, and when
     /// each was first listed.
     pub unknown_seen: HashMap<(NodeId, ShardId), Instant>,

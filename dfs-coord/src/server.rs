@@ -369,7 +369,7 @@ impl Coordinator {
             .map(|(l, a)| if a.is_empty() { l } else { Vec::new() })
             .collect();
         let s = self.settings;
-        placement::place(
+        let placements = placement::place(
             &mut self.registry(),
             &shards,
             &locations,
@@ -377,7 +377,21 @@ impl Coordinator {
             s.replicas,
             s.min_copies,
             now,
-        )
+        )?;
+        // Remember where each shard was sent: if no commit ever references it (the writer
+        // failed or died), garbage collection deletes it from these nodes after the grace.
+        {
+            let mut m = self.maint();
+            for p in &placements {
+                let on = m.placed_on.entry(p.id).or_default();
+                for t in &p.targets {
+                    if !on.contains(&t.id) {
+                        on.push(t.id);
+                    }
+                }
+            }
+        }
+        Ok(placements)
     }
 
     async fn inventory(

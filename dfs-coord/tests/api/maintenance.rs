@@ -466,3 +466,45 @@ async fn repair_respects_the_rate() {
         (5, 0, 0)
     );
 }
+
+#[tokio::test]
+async fn aborted_writes_are_collected_from_their_targets_after_the_grace() {
+    // A writer placed two shards and stored them, committed one, then died. The other one
+    // is on its targets' disks with no record anywhere: after the grace it is deleted
+    // there, and the committed one is left alone.
+    let grace = Duration::from_millis(300);
+    let (t, fake) = setup(
+        CoordSettings {
+            gc_grace: grace,
+            ..Default::default()
+        },
+        3,
+    )
+    .await;
+    let f = t.file(ROOT_INO, "f").await;
+    let (kept, lost) = (b"committed".to_vec(), b"never committed".to_vec());
+    let p = t
+        .place(vec![(ShardId::of(&kept), 9), (ShardId::of(&lost), 15)])
+        .await
+        .unwrap();
+    let targets = |i: usize| -> Vec<String> {
+        let mut a: Vec<String> = p[i].targets.iter().map(|n| n.addr.clone()).collect();
+        a.sort();
+        a
+    };
+    let on: Vec<u64> = p[0].targets.iter().map(|n| n.id.0).collect();
+    t.commit(f.ino, 9, vec![cshard(0, &kept, &on)], USER)
+        .await
+        .unwrap();
+    t.c.maintain_once(Instant::now()).await.unwrap();
+    assert!(fake.take().is_empty(), "collected inside the grace");
+    tokio::time::sleep(grace + Duration::from_millis(100)).await;
+    t.c.maintain_once(Instant::now()).await.unwrap();
+    let mut sent: Vec<(String, Sent)> = fake.take();
+    sent.sort_by(|a, b| a.0.cmp(&b.0));
+    let want: Vec<(String, Sent)> = targets(1)
+        .into_iter()
+        .map(|a| (a, Sent::Delete(ShardId::of(&lost))))
+        .collect();
+    assert_eq!(sent, want);
+}
