@@ -265,6 +265,15 @@ impl Coordinator {
                     .map(R::Layout)
             }
             Q::Place { shards } => self.place(shards).await.map(R::Placements),
+            Q::Touch { shards } => {
+                // A live writer renews its lease on uploads it has not committed yet.
+                let now = Instant::now();
+                let mut m = self.maint();
+                for id in shards {
+                    m.placed.insert(id, now);
+                }
+                Ok(R::Unit)
+            }
             Q::Commit {
                 ino,
                 size,

@@ -151,6 +151,15 @@ impl FileState {
         })
     }
 
+    /// Shards this file has stored on nodes but not committed yet: the coordinator must
+    /// not collect them while we live (see `Fs::touch_uncommitted`).
+    pub fn uncommitted_ids(&mut self) -> impl Iterator<Item = ShardId> + '_ {
+        // Uploads that finished since the last write still sit in `inflight`; file them
+        // first (a failure puts the bytes back in `dirty`, to be retried by the commit).
+        let _ = self.reap_finished();
+        self.uploaded.values().map(|s| s.id)
+    }
+
     /// True if this mount holds changes the coordinator has not committed.
     pub fn has_changes(&self) -> bool {
         !self.dirty.is_empty()

@@ -612,6 +612,30 @@ impl<B: Backend> Fs<B> {
         .map(drop)
     }
 
+    /// Renews the lease on every shard this mount has stored but not yet committed. The
+    /// coordinator's garbage collector deletes shards that no file references once their
+    /// placement is older than its grace period; a long write (say, hours without an
+    /// fsync) would otherwise lose its early shards before the commit that references
+    /// them. Called every second by the mount.
+    pub async fn touch_uncommitted(&self) -> WireResult<()> {
+        let files: Vec<Shared> = lock(&self.files).values().cloned().collect();
+        let mut ids = Vec::new();
+        for f in files {
+            // A file busy for longer (a commit waiting on the coordinator) is touched on a
+            // later tick; its uploads were placed or touched within the last seconds.
+            if let Ok(mut st) = tokio::time::timeout(Duration::from_millis(200), f.lock()).await {
+                ids.extend(st.uncommitted_ids());
+            }
+        }
+        for chunk in ids.chunks(dfs_proto::coord_msg::MAX_INVENTORY_PART) {
+            self.meta(CoordRequest::Touch {
+                shards: chunk.to_vec(),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Commits every open file's buffered writes (at unmount).
     pub async fn flush_all(&self) -> WireResult<()> {
         let files: Vec<Shared> = lock(&self.files).values().cloned().collect();

@@ -101,6 +101,19 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     info!(mountpoint = %cfg.mountpoint.display(), coord = %cfg.coord, "mounted");
 
     let _ = notifier.set(session.notifier());
+    {
+        // The lease on uploaded-but-uncommitted shards (see `Fs::touch_uncommitted`).
+        let fs = fs.clone();
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = fs.touch_uncommitted().await {
+                    tracing::debug!("failed to renew the lease on uncommitted shards: {e}");
+                }
+            }
+        });
+    }
     raise_readahead(&cfg.mountpoint, 4096);
     let unmounter = Arc::new(std::sync::Mutex::new(session.unmount_callable()));
     {

@@ -45,6 +45,10 @@ impl Cluster {
             ..Default::default()
         })
         .unwrap();
+        Cluster::with_coord(coord, nodes).await
+    }
+
+    async fn with_coord(coord: Arc<Coordinator>, nodes: u64) -> Arc<Cluster> {
         let c = Arc::new(Cluster {
             coord,
             nodes: Mutex::new(HashMap::new()),
@@ -499,5 +503,45 @@ async fn writes_go_around_a_dead_target() {
         assert_eq!(nodes["mem-3"].len(), 8);
     }
     c.down.lock().unwrap().clear();
+    assert_eq!(read_all(&self::fs(&c), ino).await, data);
+}
+
+/// The coordinator's maintenance reaches the in-memory nodes through this.
+struct Sender(Arc<Cluster>);
+
+impl dfs_coord::NodeSender for Sender {
+    fn send<'a>(&'a self, addr: &'a str, req: NodeRequest) -> dfs_coord::SendFuture<'a> {
+        Box::pin(async move { self.0.node(addr, &req, Duration::from_secs(1)).await })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_uncommitted_write_survives_garbage_collection() {
+    // GC deletes shards nobody references once their placement is older than the grace.
+    // A writer that keeps uploads uncommitted for several graces must not lose them: the
+    // mount renews its lease with Touch.
+    let grace = Duration::from_millis(300);
+    let coord = Coordinator::open_in_memory(CoordSettings {
+        replicas: 2,
+        min_copies: 2,
+        gc_grace: grace,
+        ..Default::default()
+    })
+    .unwrap();
+    let c = Cluster::with_coord(coord, 2).await;
+    c.coord.set_node_sender(Arc::new(Sender(c.clone())));
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "f").await;
+    let data = pattern(3 * MIB, 11);
+    fs.write(fh, 0, &data).await.unwrap(); // three full shards upload in the background
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fs.touch_uncommitted().await.unwrap();
+        c.coord
+            .maintain_once(std::time::Instant::now())
+            .await
+            .unwrap();
+    }
+    fs.release(fh, ME).await.unwrap();
     assert_eq!(read_all(&self::fs(&c), ino).await, data);
 }

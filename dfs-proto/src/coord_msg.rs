@@ -338,6 +338,11 @@ pub enum CoordRequest {
     ReportCorrupt { node: NodeId, id: ShardId },
     /// Consistency check of the shard map. -> `Fsck`.
     Fsck,
+    /// A writer still holds these shards stored but not yet committed: keep them. Garbage
+    /// collection treats a touched shard like one placed just now, so a live writer's
+    /// uploads are never collected however long its write takes; a dead writer's expire
+    /// one grace period after its last touch. -> `Unit`.
+    Touch { shards: Vec<ShardId> },
 }
 
 /// One shard with a problem, for `Fsck`.
