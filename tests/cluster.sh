@@ -35,7 +35,15 @@ done
 
 say() { printf '[cluster %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
-alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A process just killed with SIGKILL can linger as a zombie for a moment, and kill -0
+# still succeeds on a zombie: count it as dead, or `up` right after a kill would not
+# restart it.
+alive() {
+  [[ -f $1 ]] || return 1
+  local pid; pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
+}
 # Decided from /proc/mounts alone: touching the path itself would be a FUSE request,
 # which fails (EIO) while the coordinator is down, and `up` must work exactly then.
 mounted() { grep -qs " $DIR/mnt fuse" /proc/mounts; }
