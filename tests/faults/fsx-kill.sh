@@ -3,7 +3,7 @@
 # (SIGKILL) a few seconds in and restarted a few seconds later. Every operation's bytes are
 # verified by fsx; a single wrong byte or error fails the run.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-N=${1:-20000}
+N=${1:-100000}
 command -v fsx >/dev/null || PATH=$HOME/.cargo/bin:$PATH
 command -v fsx >/dev/null || fail "fsx missing (cargo install fsx)"
 "$CLUSTER" up "$DIR" --nodes 3 --replicas 2 >/dev/null
