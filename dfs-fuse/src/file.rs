@@ -94,8 +94,6 @@ pub struct FileState {
     dirty_bytes: usize,
     inflight: BTreeMap<u64, JoinHandle<UploadResult>>,
     uploaded: BTreeMap<u64, Stored>,
-    /// The size changed (truncate/extend) without new shards; still needs a commit.
-    size_dirty: bool,
     /// Time of the last write, committed as the file's mtime.
     mtime: Option<NanoTime>,
     /// Open handles on this mount.
@@ -144,7 +142,6 @@ impl FileState {
             dirty_bytes: 0,
             inflight: BTreeMap::new(),
             uploaded: BTreeMap::new(),
-            size_dirty: false,
             mtime: None,
             handles: 0,
             unlinked: false,
@@ -162,10 +159,7 @@ impl FileState {
 
     /// True if this mount holds changes the coordinator has not committed.
     pub fn has_changes(&self) -> bool {
-        !self.dirty.is_empty()
-            || !self.inflight.is_empty()
-            || !self.uploaded.is_empty()
-            || self.size_dirty
+        !self.dirty.is_empty() || !self.inflight.is_empty() || !self.uploaded.is_empty()
     }
 
     /// The attributes a `stat` on this mount should show: committed ones, overlaid with
@@ -398,7 +392,7 @@ impl FileState {
         if let Some(e) = first_err {
             return Err(e);
         }
-        if self.uploaded.is_empty() && !self.size_dirty {
+        if self.uploaded.is_empty() {
             return Ok(());
         }
         let shards = self
@@ -439,7 +433,6 @@ impl FileState {
         self.layout.retain(|&i, _| i * s < attr.size);
         self.size = attr.size;
         self.attr = attr;
-        self.size_dirty = false;
         self.mtime = None;
         Ok(())
     }
@@ -500,11 +493,6 @@ impl FileState {
             .filter(|i| !self.dirty.contains_key(i))
             .filter_map(|i| self.source(i).map(|s| (s.id, s.holders)))
             .collect()
-    }
-
-    /// Sets the local size after a truncate committed by the coordinator.
-    pub fn set_size_dirty(&mut self) {
-        self.size_dirty = true;
     }
 }
 
