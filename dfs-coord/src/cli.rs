@@ -100,35 +100,15 @@ pub enum Command {
     },
     /// Show the nodes of a running cluster and its replication state.
     Status {
-        /// Coordinator address (host:port).
-        #[arg(long)]
-        coord: String,
-        /// Certificate directory.
-        #[arg(long)]
-        certs: PathBuf,
-        /// Certificate to connect with.
-        #[arg(long, default_value = "admin")]
-        cert_name: String,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        conn: AdminConn,
     },
     /// Check the shard map. Exit code 0: every shard has all its copies; 1: some have
     /// fewer (data at risk); 2: some have none on a live node (data missing); 3: the
     /// check could not run.
     Fsck {
-        /// Coordinator address (host:port).
-        #[arg(long)]
-        coord: String,
-        /// Certificate directory.
-        #[arg(long)]
-        certs: PathBuf,
-        /// Certificate to connect with.
-        #[arg(long, default_value = "admin")]
-        cert_name: String,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        conn: AdminConn,
     },
 }
 
@@ -155,18 +135,45 @@ fn list_files(dir: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// How an administrative subcommand reaches a running coordinator, and how it prints.
+#[derive(clap::Args, Debug)]
+pub struct AdminConn {
+    /// Coordinator address (host:port).
+    #[arg(long)]
+    coord: String,
+    /// Certificate directory.
+    #[arg(long)]
+    certs: PathBuf,
+    /// Certificate to connect with.
+    #[arg(long, default_value = "admin")]
+    cert_name: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AdminConn {
+    /// Sends one request to the coordinator and returns its answer.
+    fn ask(&self, req: CoordRequest, deadline: Duration) -> Result<CoordResponse> {
+        let (coord, cert_name) = (&self.coord, &self.cert_name);
+        runtime()?.block_on(async {
+            let tls = ClusterTls::load_dir(&self.certs, cert_name)
+                .with_context(|| format!("load certificate {cert_name:?}"))?;
+            let client = RpcClient::new(client_endpoint(&tls)?, Role::Coord);
+            client
+                .call(coord, &req, deadline)
+                .await
+                .with_context(|| format!("ask {coord} for {req:?}"))
+        })
+    }
+}
+
 /// Runs one subcommand and returns the process exit code.
 pub fn run_cli(cli: Cli) -> Result<ExitCode> {
-    if let Command::Fsck {
-        coord,
-        certs,
-        cert_name,
-        json,
-    } = &cli.command
-    {
+    if let Command::Fsck { conn } = &cli.command {
         // fsck's exit codes carry meaning for scripts, so its own failure gets a distinct
         // one instead of the generic 1 ("data at risk").
-        return Ok(match fsck(coord, certs, cert_name, *json) {
+        return Ok(match fsck(conn) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("dfs-coord fsck: {e:#}");
@@ -178,22 +185,13 @@ pub fn run_cli(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Asks the coordinator for an fsck report, prints it, and returns the exit code.
-fn fsck(coord: &str, certs: &Path, cert_name: &str, json: bool) -> Result<u8> {
-    let report = runtime()?.block_on(async {
-        let tls = ClusterTls::load_dir(certs, cert_name)
-            .with_context(|| format!("load certificate {cert_name:?}"))?;
-        let client = RpcClient::new(client_endpoint(&tls)?, Role::Coord);
-        // A scan of the whole shard map: give it longer than an ordinary request.
-        let resp: CoordResponse = client
-            .call(coord, &CoordRequest::Fsck, Duration::from_secs(120))
-            .await
-            .with_context(|| format!("ask {coord} for fsck"))?;
-        let CoordResponse::Fsck(r) = resp else {
-            bail!("unexpected response to Fsck from {coord}");
-        };
-        Ok(r)
-    })?;
-    if json {
+fn fsck(conn: &AdminConn) -> Result<u8> {
+    // A scan of the whole shard map: give it longer than an ordinary request.
+    let CoordResponse::Fsck(report) = conn.ask(CoordRequest::Fsck, Duration::from_secs(120))?
+    else {
+        bail!("unexpected response to Fsck from {}", conn.coord);
+    };
+    if conn.json {
         println!("{}", render_fsck_json(&report));
     } else {
         print!("{}", render_fsck(&report));
@@ -279,29 +277,19 @@ fn run_command(command: Command) -> Result<()> {
                 crate::run(cfg, shutdown).await
             })
         }
-        Command::Status {
-            coord,
-            certs,
-            cert_name,
-            json,
-        } => runtime()?.block_on(async {
-            let tls = ClusterTls::load_dir(&certs, &cert_name)
-                .with_context(|| format!("load certificate {cert_name:?}"))?;
-            let client = RpcClient::new(client_endpoint(&tls)?, Role::Coord);
-            let resp: CoordResponse = client
-                .call(&coord, &CoordRequest::Status, Duration::from_secs(10))
-                .await
-                .with_context(|| format!("ask {coord} for status"))?;
-            let CoordResponse::Status(s) = resp else {
-                bail!("unexpected response to Status from {coord}");
+        Command::Status { conn } => {
+            let CoordResponse::Status(st) =
+                conn.ask(CoordRequest::Status, Duration::from_secs(10))?
+            else {
+                bail!("unexpected response to Status from {}", conn.coord);
             };
-            if json {
-                println!("{}", render_json(&s));
+            if conn.json {
+                println!("{}", render_json(&st));
             } else {
-                print!("{}", render_table(&s));
+                print!("{}", render_table(&st));
             }
             Ok(())
-        }),
+        }
     }
 }
 
