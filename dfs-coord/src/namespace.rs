@@ -121,23 +121,7 @@ fn new_inode(parent: &Inode, kind: FileKind, perm: u32, caller: Caller, now: Nan
     } else {
         caller.gid
     };
-    Inode {
-        kind,
-        perm,
-        // A directory is named by its entry in the parent and by its own `.`.
-        nlink: if kind == FileKind::Dir { 2 } else { 1 },
-        uid: caller.uid,
-        gid,
-        rdev: 0,
-        size: 0,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        crtime: now,
-        generation: 0,
-        parent: 0,
-        target: None,
-    }
+    Inode::fresh(kind, perm, caller.uid, gid, now)
 }
 
 /// Checks that `name` is free in directory `parent`, allocates an inode number and links

@@ -64,6 +64,29 @@ pub(crate) struct Inode {
 }
 
 impl Inode {
+    /// A new, empty inode: all times `now`, one link (two for a directory: its entry in
+    /// the parent and its own `.`), no parent or symlink target yet.
+    pub(crate) fn fresh(kind: FileKind, perm: u32, uid: u32, gid: u32, now: NanoTime) -> Inode {
+        Inode {
+            kind,
+            perm,
+            nlink: if kind == FileKind::Dir { 2 } else { 1 },
+            uid,
+            gid,
+            rdev: 0,
+            size: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            crtime: now,
+            generation: 0,
+            parent: 0,
+            target: None,
+        }
+    }
+}
+
+impl Inode {
     pub fn attr(&self, ino: Ino) -> Attr {
         Attr {
             ino,
@@ -495,25 +518,11 @@ impl Store {
             if t.inode(ROOT_INO)?.is_none() {
                 // FUSE names the root inode 1. Like mkfs, we create it owned by root with
                 // mode 0755; its `..` is itself.
-                t.put_inode(
-                    ROOT_INO,
-                    &Inode {
-                        kind: FileKind::Dir,
-                        perm: 0o755,
-                        nlink: 2,
-                        uid: 0,
-                        gid: 0,
-                        rdev: 0,
-                        size: 0,
-                        atime: now,
-                        mtime: now,
-                        ctime: now,
-                        crtime: now,
-                        generation: 0,
-                        parent: ROOT_INO,
-                        target: None,
-                    },
-                )?;
+                let root = Inode {
+                    parent: ROOT_INO,
+                    ..Inode::fresh(FileKind::Dir, 0o755, 0, 0, now)
+                };
+                t.put_inode(ROOT_INO, &root)?;
             }
             let effective = match t.settings()? {
                 None => wanted,
