@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # cluster.sh up DIR [--nodes N] [--replicas R]   start (or restart the missing parts of) a
 #                                                local cluster and mount it at DIR/mnt
-# cluster.sh down DIR                            unmount and stop what `up` started; the
-#                                                state in DIR stays
+# cluster.sh down DIR [--purge]                  unmount and stop what `up` started; the
+#                                                state in DIR stays, unless --purge: then
+#                                                only logs/ and loose files stay (tests use
+#                                                it so that a failed run keeps its logs but
+#                                                not gigabytes of shards)
 #
 # DIR layout: certs/ (cluster CA and certificates), coord/ (metadata), node-K/ (shards),
 # mnt/ (the mount), pids/{coord,node-K,mount}.pid, logs/{coord,node-K,mount}.log,
@@ -18,17 +21,18 @@
 # DFS_NODE_ARGS and DFS_MOUNT_ARGS add flags to the coordinator, nodes and mount.
 set -euo pipefail
 
-usage() { echo "usage: $0 up DIR [--nodes N] [--replicas R] | down DIR" >&2; exit 2; }
+usage() { echo "usage: $0 up DIR [--nodes N] [--replicas R] | down DIR [--purge]" >&2; exit 2; }
 [[ $# -ge 2 ]] || usage
 cmd=$1 DIR=$2; shift 2
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROFILE=${DFS_PROFILE:-debug}
 BIN=${DFS_BIN_DIR:-$ROOT/target/$PROFILE}
-NODES=3 REPLICAS=2
+NODES=3 REPLICAS=2 PURGE=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --nodes) NODES=$2; shift 2 ;;
     --replicas) REPLICAS=$2; shift 2 ;;
+    --purge) PURGE=1; shift ;;
     *) usage ;;
   esac
 done
@@ -151,7 +155,12 @@ down() {
     n=$(basename "$f" .pid); stop "$n"
   done
   stop coord
-  say "down: $DIR"
+  if [[ -n $PURGE ]]; then
+    # Never delete through a mount that is still there (it would delete the files).
+    grep -qs " $DIR/mnt " /proc/mounts && die "$DIR/mnt is still mounted; not purging"
+    rm -rf "$DIR"/certs "$DIR"/coord "$DIR"/node-* "$DIR"/mnt "$DIR"/mnt2 "$DIR"/pids
+  fi
+  say "down: $DIR${PURGE:+ (purged; logs kept)}"
 }
 
 case $cmd in

@@ -4,14 +4,17 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+OWNED=; [[ -n ${1:-} ]] || OWNED=1
 DIR=${1:-$(mktemp -d /tmp/dfs-posix.XXXXXX)}
+source "$HERE/teardown.sh"
 M=$DIR/mnt M2=$DIR/mnt2
 WORK=$(mktemp -d /tmp/dfs-posix-work.XXXXXX)
 fail() { echo "POSIX FAIL: $*" >&2; exit 1; }
 M2PID=
 cleanup() {
+  local rc=$?
   [[ -n $M2PID ]] && { fusermount3 -u "$M2" 2>/dev/null || true; kill "$M2PID" 2>/dev/null || true; }
-  "$HERE/cluster.sh" down "$DIR" >/dev/null 2>&1 || true
+  teardown "$DIR" $rc $OWNED
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -6,11 +6,13 @@
 # again and every byte is checked once more.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OWNED=; [[ -n ${1:-} ]] || OWNED=1
 DIR=${1:-$(mktemp -d /tmp/dfs-smoke.XXXXXX)}
+source "$HERE/teardown.sh"
 SRC=$(mktemp -d /tmp/dfs-smoke-src.XXXXXX)
 M=$DIR/mnt
 fail() { echo "SMOKE FAIL: $*" >&2; exit 1; }
-cleanup() { "$HERE/cluster.sh" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$SRC"; }
+cleanup() { local rc=$?; teardown "$DIR" $rc $OWNED; rm -rf "$SRC"; }
 trap cleanup EXIT
 step() { printf '[smoke %s] %s\n' "$(date +%T)" "$*"; }
 

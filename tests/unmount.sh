@@ -8,11 +8,13 @@
 #      not connected" left behind).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OWNED=; [[ -n ${1:-} ]] || OWNED=1
 DIR=${1:-$(mktemp -d /tmp/dfs-unmount.XXXXXX)}
+source "$HERE/teardown.sh"
 M=$DIR/mnt
 fail() { echo "UNMOUNT FAIL: $*" >&2; exit 1; }
 WPID=
-cleanup() { [[ -n $WPID ]] && kill "$WPID" 2>/dev/null; "$HERE/cluster.sh" down "$DIR" >/dev/null 2>&1 || true; }
+cleanup() { local rc=$?; [[ -n $WPID ]] && kill "$WPID" 2>/dev/null; teardown "$DIR" $rc $OWNED; }
 trap cleanup EXIT
 step() { printf '[unmount %s] %s\n' "$(date +%T)" "$*"; }
 mounted() { grep -qs " $M fuse" /proc/mounts; }

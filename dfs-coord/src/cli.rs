@@ -87,6 +87,10 @@ pub enum Command {
         /// longer than any write takes from storing shards to committing them.
         #[arg(long, default_value = "10m", value_parser = parse_dur)]
         gc_grace: Duration,
+        /// How long the shards of overwritten, truncated or deleted content are kept
+        /// before their copies are deleted (readers with an older layout may still ask).
+        #[arg(long, default_value = "1m", value_parser = parse_dur)]
+        unref_grace: Duration,
         /// Most bytes per second re-replication may copy in total (K, M, G suffixes), so
         /// client I/O keeps going during a repair.
         #[arg(long, default_value = "64M", value_parser = parse_size)]
@@ -247,6 +251,7 @@ fn run_command(command: Command) -> Result<()> {
             node_timeout,
             repair_grace,
             gc_grace,
+            unref_grace,
             repair_rate,
             maintenance_interval,
             addr_file,
@@ -258,6 +263,7 @@ fn run_command(command: Command) -> Result<()> {
                 node_timeout,
                 repair_grace,
                 gc_grace,
+                unref_grace,
                 repair_rate,
                 maintenance_interval,
             };

@@ -28,6 +28,12 @@ pub struct CoordSettings {
     /// are deleted. Covers writes in progress: a client stores shards first and commits
     /// them afterwards, and in between they are referenced by nothing.
     pub gc_grace: Duration,
+    /// How long a shard whose last reference went away (a file overwritten, truncated or
+    /// deleted) is kept before its copies are deleted. Shorter than `gc_grace`: a writer
+    /// about to reuse the same content holds a placement or a lease, which protects the
+    /// shard anyway, so this only covers readers still working from an older layout.
+    /// Rewriting a file over and over would otherwise pile up garbage for `gc_grace`.
+    pub unref_grace: Duration,
     /// Most bytes per second re-replication may copy, in total, so that repair traffic
     /// leaves room for the clients' own reads and writes.
     pub repair_rate: u64,
@@ -44,6 +50,7 @@ impl Default for CoordSettings {
             node_timeout: Duration::from_secs(5),
             repair_grace: Duration::from_secs(5 * 60),
             gc_grace: Duration::from_secs(10 * 60),
+            unref_grace: Duration::from_secs(60),
             repair_rate: 64 << 20,
             maintenance_interval: Duration::from_secs(2),
         }

@@ -6,9 +6,12 @@
 //! - shards a node's inventory lists that the coordinator has no record of at all:
 //!   leftovers of writes whose client died between storing shards and committing them.
 //!
-//! Both wait for `gc_grace` first, because a shard with no references is exactly what a
-//! write in progress looks like: the client stores shards on nodes, then commits them. For
-//! the same reason a shard id handed out by `Place` within the grace is never deleted,
+//! Both wait first, because a shard with no references is exactly what a write in
+//! progress looks like: the client stores shards on nodes, then commits them. Unknown
+//! shards wait `gc_grace` (minutes: a slow writer's uploads look just like this). Records
+//! whose count fell to 0 wait only `unref_grace`: a writer that will reference the same
+//! content again has been handed the id by `Place` (or renewed it with `Touch`), and a
+//! shard id handed out by `Place` within `gc_grace` is never deleted,
 //! and while a deletion is under way `Place` neither offers those copies to writers nor
 //! puts the shard on those nodes (a `Put` of a shard a node already has is a no-op, so a
 //! `Delete` arriving just after it would silently undo the write).
@@ -71,6 +74,7 @@ impl Coordinator {
         now: Instant,
     ) -> WireResult<()> {
         let grace = self.settings.gc_grace;
+        let unref_grace = self.settings.unref_grace;
         let view = self.registry().holders(now, self.settings.repair_grace);
         let mut plans = Vec::new();
         let mut unknown = Vec::new();
@@ -108,7 +112,7 @@ impl Coordinator {
             for (id, rec) in shards.iter().filter(|(_, r)| r.refs == 0) {
                 let since = *m.unreferenced_since.entry(*id).or_insert(now);
                 if sender.is_none()
-                    || now.saturating_duration_since(since) <= grace
+                    || now.saturating_duration_since(since) <= unref_grace
                     || m.recently_placed(id, now, grace)
                     || m.collecting.contains_key(id)
                 {

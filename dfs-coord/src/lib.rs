@@ -28,8 +28,8 @@
 //!   (the request carries no `keep` flag, unlike `Unlink`).
 //! - Orphans (unlinked but open files) of a client that dies without `Release` stay in
 //!   the `orphans` table; nothing reclaims them yet.
-//! - Shards whose reference count drops to zero keep their copies for `gc_grace` (10
-//!   minutes by default) before garbage collection deletes them, so freed space comes
+//! - Shards whose reference count drops to zero keep their copies for `unref_grace` (1
+//!   minute by default) before garbage collection deletes them, so freed space comes
 //!   back late.
 //! - A new file in a set-group-ID directory keeps any set-group-ID bit it was created
 //!   with, because the coordinator does not know the caller's supplementary groups.

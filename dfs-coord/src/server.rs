@@ -289,11 +289,22 @@ impl Coordinator {
                         }
                     }
                 }
-                self.write(move |t| {
-                    layout::commit(t, ino, size, mtime, &shards, caller, ss, now_ns())
-                })
-                .await
-                .map(R::Attr)
+                let ids: Vec<dfs_proto::ShardId> = shards.iter().map(|s| s.id).collect();
+                let attr = self
+                    .write(move |t| {
+                        layout::commit(t, ino, size, mtime, &shards, caller, ss, now_ns())
+                    })
+                    .await?;
+                // The placements are used up: from now on the references protect these
+                // shards, and when those go, `unref_grace` rather than `gc_grace` applies.
+                // (Another writer still holding the same content renews its own
+                // placement with `Touch` every second.)
+                let mut m = self.maint();
+                for id in &ids {
+                    m.placed.remove(id);
+                    m.placed_on.remove(id);
+                }
+                Ok(R::Attr(attr))
             }
             Q::Register { node, addr, stats } => {
                 let a = addr.clone();

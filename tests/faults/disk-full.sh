@@ -3,7 +3,7 @@
 # ENOSPC; what is already stored is unharmed; after `rm` frees space (garbage collection),
 # writes work again.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-export DFS_COORD_ARGS="--gc-grace 2s --maintenance-interval 500ms"
+export DFS_COORD_ARGS="--gc-grace 2s --unref-grace 2s --maintenance-interval 500ms"
 export DFS_NODE_ARGS="--capacity 40M"
 "$CLUSTER" up "$DIR" --nodes 2 --replicas 2 >/dev/null
 python3 "$FAULTS/timed_io.py" write "$M/a" 24 >/dev/null

@@ -4,6 +4,8 @@
 # verified by fsx; a single wrong byte or error fails the run.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N=${1:-100000}
+# Replaced shards are garbage after --unref-grace: collect them quickly (see fsx.sh).
+export DFS_COORD_ARGS="--unref-grace 5s --maintenance-interval 1s"
 command -v fsx >/dev/null || PATH=$HOME/.cargo/bin:$PATH
 command -v fsx >/dev/null || fail "fsx missing (cargo install fsx)"
 "$CLUSTER" up "$DIR" --nodes 3 --replicas 2 >/dev/null

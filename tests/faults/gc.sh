@@ -3,7 +3,7 @@
 # writer that died before committing) are deleted from the nodes after the grace period;
 # fsck then reports zero orphans; live files are untouched.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-export DFS_COORD_ARGS="--gc-grace 3s --maintenance-interval 500ms"
+export DFS_COORD_ARGS="--gc-grace 3s --unref-grace 3s --maintenance-interval 500ms"
 "$CLUSTER" up "$DIR" --nodes 3 --replicas 2 >/dev/null
 python3 "$FAULTS/timed_io.py" write "$M/keep" 8 >/dev/null
 python3 "$FAULTS/timed_io.py" write "$M/gone" 32 >/dev/null

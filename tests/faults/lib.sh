@@ -5,15 +5,18 @@ TESTS=$(cd "$FAULTS/.." && pwd)
 ROOT=$(cd "$TESTS/.." && pwd)
 CLUSTER=$TESTS/cluster.sh
 NAME=$(basename "$0" .sh)
+OWNED=; [[ -n ${DIR:-} ]] || OWNED=1
 DIR=${DIR:-$(mktemp -d "/tmp/dfs-$NAME.XXXXXX")}
+source "$TESTS/teardown.sh"
 M=$DIR/mnt
 say() { printf '[%s %s] %s\n' "$NAME" "$(date +%T)" "$*"; }
 fail() { say "FAIL: $*"; exit 1; }
 cleanup() {
+  local rc=$?
   for f in "$DIR"/pids/node-*.pid "$DIR"/pids/coord.pid; do
     { [[ -e $f ]] && kill -CONT "$(cat "$f")" 2>/dev/null; } || true
   done
-  "$CLUSTER" down "$DIR" >/dev/null 2>&1 || true
+  teardown "$DIR" $rc $OWNED
 }
 trap cleanup EXIT
 # json FIELD < line

@@ -12,6 +12,7 @@ MIB=128 LIMIT=2.0
 NS=()
 fwd=$(cat /proc/sys/net/ipv4/ip_forward)
 netns_cleanup() {
+  local rc=$?
   fusermount3 -u "$M" 2>/dev/null || umount -l "$M" 2>/dev/null || true
   # (every command here must not fail: under `set -e` a failure would end the cleanup)
   for p in "$DIR"/pids/*.pid; do [[ -e $p ]] && kill -TERM "$(cat "$p")" 2>/dev/null || true; done
@@ -22,6 +23,7 @@ netns_cleanup() {
   wait 2>/dev/null || true
   for k in 1 2 3; do ip netns del "$PFX-$k" 2>/dev/null || true; ip link del "${PFX}h$k" 2>/dev/null || true; done
   echo "$fwd" >/proc/sys/net/ipv4/ip_forward || true
+  teardown "$DIR" "$rc" "$OWNED"
 }
 trap netns_cleanup EXIT
 command -v ip >/dev/null || fail "iproute2 (ip) is missing"

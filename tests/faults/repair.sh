@@ -5,7 +5,7 @@
 # repair throughput. Then the node comes back and the surplus copies are removed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MIB=${1:-1800}
-export DFS_COORD_ARGS="--repair-grace 2s --gc-grace 30s --maintenance-interval 500ms --repair-rate 512M"
+export DFS_COORD_ARGS="--repair-grace 2s --gc-grace 30s --unref-grace 30s --maintenance-interval 500ms --repair-rate 512M"
 "$CLUSTER" up "$DIR" --nodes 3 --replicas 2 >/dev/null
 python3 "$FAULTS/timed_io.py" write "$M/big" "$MIB" >/dev/null
 want=$(expected_sha "$MIB")

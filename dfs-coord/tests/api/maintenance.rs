@@ -184,6 +184,7 @@ async fn unreferenced_shards_are_collected_only_after_the_grace_and_never_if_jus
     let (t, fake) = setup(
         CoordSettings {
             gc_grace: grace,
+            unref_grace: grace,
             ..Default::default()
         },
         2,
@@ -262,6 +263,7 @@ async fn shard_referenced_again_is_kept() {
     let (t, fake) = setup(
         CoordSettings {
             gc_grace: grace,
+            unref_grace: grace,
             ..Default::default()
         },
         2,
@@ -292,6 +294,7 @@ async fn unknown_shards_on_nodes_are_deleted_after_the_grace() {
     let (t, fake) = setup(
         CoordSettings {
             gc_grace: grace,
+            unref_grace: grace,
             ..Default::default()
         },
         2,
@@ -476,6 +479,7 @@ async fn aborted_writes_are_collected_from_their_targets_after_the_grace() {
     let (t, fake) = setup(
         CoordSettings {
             gc_grace: grace,
+            unref_grace: grace,
             ..Default::default()
         },
         3,
