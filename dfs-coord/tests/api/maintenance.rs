@@ -258,6 +258,46 @@ async fn unreferenced_shards_are_collected_only_after_the_grace_and_never_if_jus
 }
 
 #[tokio::test]
+async fn committed_then_replaced_content_waits_only_the_unref_grace() {
+    // A placement protects a shard for gc_grace, but the commit uses it up: content that
+    // was placed, committed and then overwritten goes after the (short) unref_grace. Had
+    // the placement kept protecting it, a program rewriting one file would fill the disks
+    // for gc_grace (fsx did, at 30 MB/s).
+    let unref = Duration::from_millis(200);
+    let (t, fake) = setup(
+        CoordSettings {
+            gc_grace: Duration::from_secs(600),
+            unref_grace: unref,
+            ..Default::default()
+        },
+        2,
+    )
+    .await;
+    let f = t.file(ROOT, "f").await;
+    let old = b"old content".to_vec();
+    t.place(vec![(ShardId::of(&old), old.len() as u32)])
+        .await
+        .unwrap();
+    t.commit(f.ino, 11, vec![cshard(0, &old, &[1, 2])], USER)
+        .await
+        .unwrap();
+    unref_all(&t, f.ino).await;
+    let t0 = Instant::now();
+    t.c.maintain_once(t0).await.unwrap();
+    assert!(fake.take().is_empty(), "deleted within the unref grace");
+    t.c.maintain_once(t0 + unref * 2).await.unwrap();
+    let mut sent = fake.take();
+    sent.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        sent,
+        vec![
+            (addr(1), Sent::Delete(ShardId::of(&old))),
+            (addr(2), Sent::Delete(ShardId::of(&old)))
+        ]
+    );
+}
+
+#[tokio::test]
 async fn shard_referenced_again_is_kept() {
     let grace = Duration::from_millis(100);
     let (t, fake) = setup(
