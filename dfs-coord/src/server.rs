@@ -15,7 +15,6 @@ use anyhow::Context;
 use dfs_proto::coord_msg::{
     ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime, RepairStatus,
 };
-use dfs_proto::pki::Role;
 use dfs_proto::rpc::{serve, server_endpoint, Handler, Peer};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ErrorCode, NodeId, WireError, WireResult};
@@ -129,23 +128,10 @@ impl Coordinator {
 
     /// Serves one request.
     pub async fn handle(&self, peer: &Peer, req: CoordRequest) -> WireResult<CoordResponse> {
-        let registry_call = matches!(
-            req,
-            CoordRequest::Register { .. }
-                | CoordRequest::Inventory { .. }
-                | CoordRequest::Heartbeat { .. }
-                | CoordRequest::ReportCorrupt { .. }
-        );
-        if registry_call && !peer.has(Role::Node) {
-            // Only a storage node may say where shards live; a client that could would
-            // be able to send every reader to a machine of its choosing.
-            return Err(WireError::new(
-                ErrorCode::Unauthorized,
-                format!(
-                    "{} may not make registry requests: it has no node certificate",
-                    peer.addr
-                ),
-            ));
+        // Authorization before any work: see access.rs for who may send what.
+        if let Err(e) = dfs_proto::access::check(peer, crate::access::rule(&req)) {
+            warn!("refused request: {}", e.message);
+            return Err(e);
         }
         let res = self.dispatch(req).await;
         if let Err(e) = &res {

@@ -13,6 +13,7 @@
 //!   the node's identity file.
 //! - [`shard_file`]: the byte layout of one shard file (header, per-block checksums, data).
 //! - [`durable`]: the crash-safe file-writing sequences, in one place.
+//! - [`access`]: the access table, which certificate roles may send which request.
 //! - [`server`]: the request handler mapping `NodeRequest`s onto the shard store.
 //! - [`replication`]: `Replicate`, fetching a shard from another node (repair).
 //! - [`corruption`]: what happens to a copy found damaged: deleted, and reported to the
@@ -22,6 +23,7 @@
 //!   start over when the coordinator has forgotten us.
 //! - [`run`] (here): wires them together for one node process.
 
+pub mod access;
 pub mod config;
 pub mod corruption;
 pub mod durable;

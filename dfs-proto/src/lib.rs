@@ -10,11 +10,13 @@
 //!   cap *before* anything is allocated, then a protocol version, then postcard bytes.
 //! - [`pki`]: the cluster certificate authority and the certificates it issues.
 //! - [`tls`]: loading those certificates into mutually-authenticated QUIC configs.
+//! - [`access`]: the per-request role check servers run before any work (authorization).
 //! - [`rpc`]: one bidirectional QUIC stream per request, with deadlines, for clients and
 //!   servers alike.
 //!
 //! Keep this crate small: it is what every component must agree on, nothing more.
 
+pub mod access;
 pub mod coord_msg;
 pub mod error;
 pub mod frame;

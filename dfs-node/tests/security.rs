@@ -1,0 +1,171 @@
+//! A whole node served over real QUIC, spoken to with certificates of every role: the
+//! access table (who may send what). Refused peers (no certificate, foreign CA...) are in
+//! `refused.rs`.
+
+// A failed unwrap is how a test reports an unexpected error.
+#![allow(clippy::unwrap_used)]
+
+use dfs_node::NodeConfig;
+use dfs_proto::node_msg::{NodeRequest, NodeResponse};
+use dfs_proto::pki::{self, Role};
+use dfs_proto::rpc::{client_endpoint, RpcClient};
+use dfs_proto::tls::ClusterTls;
+use dfs_proto::{ErrorCode, ShardId, WireResult};
+use std::path::Path;
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A node on 127.0.0.1 whose coordinator is a dead port (registration just retries).
+struct Node {
+    addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dead: std::net::UdpSocket,
+    _data: tempfile::TempDir,
+}
+
+impl Node {
+    async fn start(certs: &Path) -> Node {
+        let data = tempfile::tempdir().unwrap();
+        let addr_file = data.path().join("addr");
+        let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let cfg = NodeConfig {
+            capacity: Some(64 << 20),
+            reserve: 0,
+            addr_file: Some(addr_file.clone()),
+            scrub_rate: 0,
+            ..NodeConfig::new(
+                data.path().join("node"),
+                dead.local_addr().unwrap().to_string(),
+                certs,
+                "node-1",
+            )
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(dfs_node::run(cfg, async {
+            let _ = stopped.await;
+        }));
+        let mut addr = String::new();
+        for _ in 0..1000 {
+            if let Ok(s) = std::fs::read_to_string(&addr_file) {
+                addr = s.trim().to_string();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!addr.is_empty(), "the node never wrote its address");
+        Node {
+            addr,
+            stop: Some(stop),
+            task,
+            _dead: dead,
+            _data: data,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(DEADLINE, &mut self.task)
+            .await
+            .expect("node did not stop")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn client(certs: &Path, name: &str) -> RpcClient {
+    let tls = ClusterTls::load_dir(certs, name).unwrap();
+    RpcClient::new(client_endpoint(&tls).unwrap(), Role::Node)
+}
+
+#[tokio::test]
+async fn every_node_request_is_accepted_only_from_its_roles() {
+    let certs = tempfile::tempdir().unwrap();
+    pki::init_dir(certs.path(), "t", 2).unwrap();
+    let node = Node::start(certs.path()).await;
+    let data = b"some shard".to_vec();
+    let id = ShardId::of(&data);
+    // The expected table, written independently of src/access.rs.
+    let table: Vec<(NodeRequest, &[&str])> = vec![
+        (
+            NodeRequest::Put {
+                id,
+                data: data.clone(),
+            },
+            &["client"],
+        ),
+        (NodeRequest::Get { id, range: None }, &["client", "node-2"]),
+        (NodeRequest::Status, &["coord", "admin"]),
+        (
+            NodeRequest::Replicate {
+                id: ShardId::of(b"elsewhere"),
+                sources: vec![],
+            },
+            &["coord"],
+        ),
+        (NodeRequest::Delete { id }, &["coord"]),
+    ];
+    let clients: Vec<(&str, RpcClient)> = ["client", "node-2", "coord", "admin"]
+        .into_iter()
+        .map(|n| (n, client(certs.path(), n)))
+        .collect();
+    for (req, allowed) in &table {
+        for (name, c) in &clients {
+            let r: WireResult<NodeResponse> = c.call(&node.addr, req, DEADLINE).await;
+            let refused = matches!(&r, Err(e) if e.code == ErrorCode::Unauthorized);
+            assert_eq!(
+                refused,
+                !allowed.contains(name),
+                "{req:?} from {name}: {r:?}"
+            );
+        }
+    }
+    // The Put above (from the client) stored the shard, and the coordinator's Delete
+    // removed it; nobody else's Delete did anything (they were refused first).
+    let c = &clients[0].1;
+    let gone: WireResult<NodeResponse> = c
+        .call(&node.addr, &NodeRequest::Get { id, range: None }, DEADLINE)
+        .await;
+    assert_eq!(gone.unwrap_err().code, ErrorCode::NotFound);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_cannot_delete_a_shard() {
+    let certs = tempfile::tempdir().unwrap();
+    pki::init_dir(certs.path(), "t", 1).unwrap();
+    let node = Node::start(certs.path()).await;
+    let c = client(certs.path(), "client");
+    let data = b"precious".to_vec();
+    let id = ShardId::of(&data);
+    let put: NodeResponse = c
+        .call(
+            &node.addr,
+            &NodeRequest::Put {
+                id,
+                data: data.clone(),
+            },
+            DEADLINE,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(put, NodeResponse::Stored));
+    let e = c
+        .call::<_, NodeResponse>(&node.addr, &NodeRequest::Delete { id }, DEADLINE)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unauthorized);
+    assert!(
+        e.message.contains("Delete") && e.message.contains("dfs-coord"),
+        "{e}"
+    );
+    let still: NodeResponse = c
+        .call(&node.addr, &NodeRequest::Get { id, range: None }, DEADLINE)
+        .await
+        .unwrap();
+    assert!(matches!(still, NodeResponse::Data(d) if d == data));
+    node.stop().await;
+}
