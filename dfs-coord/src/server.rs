@@ -15,7 +15,7 @@ use anyhow::Context;
 use dfs_proto::coord_msg::{
     ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime, RepairStatus,
 };
-use dfs_proto::rpc::{serve, server_endpoint, Handler, Peer};
+use dfs_proto::rpc::{serve_with, server_endpoint, Handler, Peer, ServerOptions};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ErrorCode, NodeId, WireError, WireResult};
 use std::future::Future;
@@ -538,7 +538,7 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     );
     let detector = tokio::spawn(down_detector(coord.clone()));
     let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
-    serve(endpoint.clone(), coord, shutdown).await;
+    serve_with(endpoint.clone(), coord, ServerOptions::new(&tls), shutdown).await;
     detector.abort();
     maintenance.abort();
     // Give clients a moment to receive the close; nothing is lost if they do not.

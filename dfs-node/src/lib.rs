@@ -37,7 +37,7 @@ pub mod shard_store;
 use anyhow::{Context, Result};
 use corruption::CorruptionHandler;
 use dfs_proto::pki::Role;
-use dfs_proto::rpc::{client_endpoint, serve, server_endpoint, RpcClient};
+use dfs_proto::rpc::{client_endpoint, serve_with, server_endpoint, RpcClient, ServerOptions};
 use dfs_proto::tls::ClusterTls;
 use registration::Registration;
 use replication::Replicator;
@@ -188,7 +188,13 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
     );
 
     let service = NodeService::new(store, replicator, corruption);
-    serve(endpoint, Arc::new(service), shutdown).await;
+    serve_with(
+        endpoint,
+        Arc::new(service),
+        ServerOptions::new(&tls),
+        shutdown,
+    )
+    .await;
     // Requests already running in the blocking pool finish on their own (a put completes
     // its rename or leaves only a tmp file, removed at the next start).
     registration.abort();

@@ -1,6 +1,6 @@
 //! A whole node served over real QUIC, spoken to with certificates of every role: the
-//! access table (who may send what). Refused peers (no certificate, foreign CA...) are in
-//! `refused.rs`.
+//! access table (who may send what). Refused peers (no certificate, foreign CA...) are at
+//! the end of this file, with revocation.
 
 // A failed unwrap is how a test reports an unexpected error.
 #![allow(clippy::unwrap_used)]
@@ -167,5 +167,87 @@ async fn a_client_cannot_delete_a_shard() {
         .await
         .unwrap();
     assert!(matches!(still, NodeResponse::Data(d) if d == data));
+    node.stop().await;
+}
+
+/// Requests that read, write, list and delete, as raw frames.
+fn sample_requests() -> Vec<(&'static str, Vec<u8>)> {
+    let data = b"intruder data".to_vec();
+    let id = ShardId::of(&data);
+    [
+        ("read", NodeRequest::Get { id, range: None }),
+        ("write", NodeRequest::Put { id, data }),
+        ("list", NodeRequest::Status),
+        ("delete", NodeRequest::Delete { id }),
+    ]
+    .into_iter()
+    .map(|(what, r)| (what, dfs_proto::frame::encode(&r).unwrap()))
+    .collect()
+}
+
+#[tokio::test]
+async fn peers_without_a_valid_cluster_certificate_get_nothing() {
+    use dfs_proto::intruder::{attempt, Intruder};
+    let certs = tempfile::tempdir().unwrap();
+    pki::init_dir(certs.path(), "t", 1).unwrap();
+    let node = Node::start(certs.path()).await;
+    let addr = node.addr.parse().unwrap();
+    // Control: the same raw path with the real client certificate gets answers, so a
+    // refusal below is the server's doing and not a broken test client.
+    let good = ClusterTls::load_dir(certs.path(), "client").unwrap();
+    for (what, frame) in sample_requests() {
+        let r = attempt(good.client_config().unwrap(), addr, Role::Node, &frame).await;
+        assert!(r.is_ok(), "{what} with a valid certificate: {r:?}");
+    }
+    for who in Intruder::ALL {
+        for (what, frame) in sample_requests() {
+            let cfg = who.client_config(certs.path()).unwrap();
+            match attempt(cfg, addr, Role::Node, &frame).await {
+                Ok(r) => panic!("{who:?} could {what}: {r:?}"),
+                Err(e) => {
+                    let e = format!("{e:#}");
+                    eprintln!("{who:?} {what}: refused: {e}");
+                    assert!(e.contains("handshake failed"), "{who:?} {what}: {e}");
+                }
+            }
+        }
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_client_is_refused_without_a_restart() {
+    let certs = tempfile::tempdir().unwrap();
+    pki::init_dir(certs.path(), "t", 1).unwrap();
+    let node = Node::start(certs.path()).await;
+    let c = client(certs.path(), "client");
+    let data = b"before".to_vec();
+    let id = ShardId::of(&data);
+    let get = NodeRequest::Get { id, range: None };
+    let put: NodeResponse = c
+        .call(&node.addr, &NodeRequest::Put { id, data }, DEADLINE)
+        .await
+        .unwrap();
+    assert!(matches!(put, NodeResponse::Stored));
+
+    dfs_proto::revocation::revoke(certs.path(), "client").unwrap();
+
+    // The warm connection is cut at its next request...
+    let e = c
+        .call::<_, NodeResponse>(&node.addr, &get, DEADLINE)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
+    // ...and a fresh one fails its handshake.
+    let fresh = client(certs.path(), "client");
+    let e = fresh
+        .call::<_, NodeResponse>(&node.addr, &get, DEADLINE)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unavailable, "{e}");
+    // Other certificates are unaffected.
+    let other = client(certs.path(), "node-1");
+    let r: NodeResponse = other.call(&node.addr, &get, DEADLINE).await.unwrap();
+    assert!(matches!(r, NodeResponse::Data(_)));
     node.stop().await;
 }

@@ -10,6 +10,7 @@ mod maintenance;
 mod namespace;
 mod persist;
 mod quic;
+mod refused;
 mod registry;
 
 use dfs_coord::{CoordSettings, Coordinator};
