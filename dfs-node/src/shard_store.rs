@@ -321,11 +321,9 @@ impl ShardStore {
         }
     }
 
-    /// The only place a shard's path is built, and only from its hex form: a shard ID comes
-    /// from the network, and 64 hex digits cannot name anything outside `shards/`.
+    /// The only place a shard's path is built (see [`relative_path`]).
     fn shard_path(&self, id: ShardId) -> PathBuf {
-        let hex = id.to_hex();
-        self.shards_dir.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+        self.shards_dir.join(relative_path(id))
     }
 
     /// `shards/aa/bb`, created (durably) if this is its first shard.
@@ -637,6 +635,14 @@ fn fs_available(path: &Path) -> io::Result<u64> {
     }
     #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Where shard `id` lives below `shards/`: `aa/bb/aabb…` (64 hex digits). Built only from
+/// the hex form: a shard ID comes from the network, and hex digits cannot name anything
+/// outside `shards/` (no `/`, no `..`). The fuzz target `shard_path` checks exactly that.
+pub fn relative_path(id: ShardId) -> PathBuf {
+    let hex = id.to_hex();
+    PathBuf::from(&hex[0..2]).join(&hex[2..4]).join(hex)
 }
 
 #[cfg(test)]

@@ -251,3 +251,61 @@ async fn a_revoked_client_is_refused_without_a_restart() {
     assert!(matches!(r, NodeResponse::Data(_)));
     node.stop().await;
 }
+
+#[tokio::test]
+async fn bad_frames_fail_their_stream_with_a_clear_error_and_the_node_goes_on() {
+    use dfs_proto::intruder::attempt;
+    let certs = tempfile::tempdir().unwrap();
+    pki::init_dir(certs.path(), "t", 1).unwrap();
+    let node = Node::start(certs.path()).await;
+    let addr = node.addr.parse().unwrap();
+    let tls = ClusterTls::load_dir(certs.path(), "client").unwrap();
+    let version = dfs_proto::PROTOCOL_VERSION.to_le_bytes();
+    let frame = |body: &[u8], version: [u8; 2]| {
+        let mut f = ((body.len() + 2) as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(&version);
+        f.extend_from_slice(body);
+        f
+    };
+    let mut truncated = frame(&[0; 100], version);
+    truncated.truncate(20);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated frame", truncated, "stream ended inside a frame"),
+        (
+            "unknown message",
+            frame(&[0xff, 1, 2], version),
+            "cannot decode message",
+        ),
+        (
+            "wrong version",
+            frame(&[4], 99u16.to_le_bytes()),
+            "protocol version 99",
+        ),
+        (
+            "over the cap",
+            u32::MAX.to_le_bytes().to_vec(),
+            "exceeds the cap",
+        ),
+        ("empty stream", vec![], "stream ended inside a frame"),
+    ];
+    for (what, bytes, expect) in cases {
+        let resp = attempt(tls.client_config().unwrap(), addr, Role::Node, &bytes)
+            .await
+            .unwrap();
+        let answer: WireResult<NodeResponse> = dfs_proto::frame::decode(&resp[4..]).unwrap();
+        let e = answer.unwrap_err();
+        eprintln!("{what}: {e}");
+        assert_eq!(e.code, ErrorCode::Invalid, "{what}: {e}");
+        assert!(e.message.contains(expect), "{what}: {e}");
+    }
+    // The node still serves everyone, on a connection it has served before or a new one.
+    let c = client(certs.path(), "client");
+    let data = b"after the garbage".to_vec();
+    let id = ShardId::of(&data);
+    let r: NodeResponse = c
+        .call(&node.addr, &NodeRequest::Put { id, data }, DEADLINE)
+        .await
+        .unwrap();
+    assert!(matches!(r, NodeResponse::Stored));
+    node.stop().await;
+}

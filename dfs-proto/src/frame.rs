@@ -31,7 +31,7 @@ pub enum FrameError {
     Truncated,
     #[error("peer speaks protocol version {got}, this build speaks {PROTOCOL_VERSION}")]
     Version { got: u16 },
-    #[error("cannot decode message: {0}")]
+    #[error("cannot decode message (unknown message type, or a body that does not match it): {0}")]
     Decode(#[from] postcard::Error),
     #[error("request not received within {0:?}")]
     Timeout(std::time::Duration),
