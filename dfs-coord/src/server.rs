@@ -508,8 +508,7 @@ async fn down_detector(coord: Arc<Coordinator>) {
 /// needs no flushing: it stops accepting, lets in-flight streams finish briefly, and
 /// returns.
 pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data)
-        .with_context(|| format!("create data directory {}", cfg.data.display()))?;
+    dfs_proto::pki::create_private_dir(&cfg.data).context("create data directory")?;
     let db_path = cfg.data.join("meta.redb");
     let coord = tokio::task::spawn_blocking(move || Coordinator::open(&db_path, cfg.settings))
         .await

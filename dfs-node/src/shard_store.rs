@@ -72,7 +72,7 @@ impl ShardStore {
     /// Opens (creating if needed) the data directory `root`. `limit` caps the bytes shards
     /// may take; without it the node uses the filesystem's free space minus `reserve`.
     pub fn open(root: &Path, limit: Option<u64>, reserve: u64) -> anyhow::Result<ShardStore> {
-        fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
+        dfs_proto::pki::create_private_dir(root)?;
         let lock = lock_dir(root)?;
         let shards_dir = durable::create_dir(root, "shards")
             .with_context(|| format!("create {}/shards", root.display()))?;

@@ -309,3 +309,14 @@ async fn bad_frames_fail_their_stream_with_a_clear_error_and_the_node_goes_on() 
     assert!(matches!(r, NodeResponse::Stored));
     node.stop().await;
 }
+
+#[tokio::test]
+async fn the_data_directory_is_private() {
+    use std::os::unix::fs::MetadataExt;
+    let certs = tempfile::tempdir().unwrap();
+    pki::init_dir(certs.path(), "t", 1).unwrap();
+    let node = Node::start(certs.path()).await;
+    let m = std::fs::metadata(node._data.path().join("node")).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o700);
+    node.stop().await;
+}

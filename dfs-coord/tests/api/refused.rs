@@ -105,6 +105,9 @@ async fn peers_without_a_valid_cluster_certificate_get_nothing() {
     dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
     let s = serve(certs.path()).await;
     let addr = s.addr.parse().unwrap();
+    // The metadata directory is the coordinator's alone.
+    let m = std::fs::metadata(s._data.path().join("meta")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&m) & 0o777, 0o700);
     // Control: the same raw path with a real certificate gets answers.
     let good = ClusterTls::load_dir(certs.path(), "client").unwrap();
     for (what, frame) in requests() {
