@@ -8,6 +8,12 @@
 //!
 //! Every client call has a deadline: a peer that is frozen or cut off costs at most that
 //! long, then the caller gets `Unavailable` and can try elsewhere.
+//!
+//! Servers defend themselves the same way ([`Limits`], [`serve_with`]): a cap on
+//! connections, a deadline for receiving each request, an idle timeout, and a budget of
+//! request bytes in memory, so that peers that connect and then send nothing, or send
+//! one byte a second, cannot crowd out everyone else. They also check the deny list of
+//! revoked certificates on every new stream (see `revocation.rs`).
 
 use crate::frame::{decode, read_len, read_msg, read_payload, write_msg, FrameError, MAX_FRAME};
 use crate::pki::Role;
@@ -111,7 +117,8 @@ impl Default for ServerOptions {
     }
 }
 
-/// [`serve_with`] default limits and no deny list beyond the handshake's.
+/// [`serve_with`] with default limits and no per-request deny-list check (the handshake
+/// still checks the deny list of the `ClusterTls` the endpoint was built from).
 pub async fn serve<Req, Resp, H>(
     endpoint: quinn::Endpoint,
     handler: Arc<H>,
