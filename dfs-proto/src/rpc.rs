@@ -313,8 +313,20 @@ const CHUNK: u32 = 64 * 1024;
 pub struct RpcClient {
     endpoint: quinn::Endpoint,
     server_role: Role,
-    conns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<quinn::Connection>>>>>,
+    conns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Warm>>>>>,
 }
+
+/// A cached connection and when a request last went out on it.
+struct Warm {
+    conn: quinn::Connection,
+    used: std::time::Instant,
+}
+
+/// A client stops reusing a connection it has not used for this long, well before the
+/// server's idle timeout ([`Limits::idle_connection_timeout`], 300 s) closes it: a request
+/// sent in the instant the server closes the connection would fail, and could not safely
+/// be retried.
+const CLIENT_IDLE: Duration = Duration::from_secs(240);
 
 /// Creates a client endpoint that can dial any dfs server.
 pub fn client_endpoint(tls: &ClusterTls) -> Result<quinn::Endpoint> {
@@ -407,10 +419,12 @@ impl RpcClient {
         };
         // One dial per address at a time: concurrent callers wait for the same handshake.
         let mut guard = slot.lock().await;
-        if let Some(c) = guard.as_ref() {
-            if c.close_reason().is_none() {
-                return Ok(c.clone());
+        if let Some(w) = guard.as_mut() {
+            if w.conn.close_reason().is_none() && w.used.elapsed() < CLIENT_IDLE {
+                w.used = std::time::Instant::now();
+                return Ok(w.conn.clone());
             }
+            w.conn.close(0u32.into(), b"idle");
         }
         let sock = resolve(addr).await?;
         let connecting = self
@@ -420,7 +434,10 @@ impl RpcClient {
         let conn = connecting
             .await
             .map_err(|e| WireError::unavailable(format!("connect to {addr}: {e}")))?;
-        *guard = Some(conn.clone());
+        *guard = Some(Warm {
+            conn: conn.clone(),
+            used: std::time::Instant::now(),
+        });
         Ok(conn)
     }
 
@@ -432,8 +449,8 @@ impl RpcClient {
         };
         if let Some(slot) = slot {
             if let Ok(mut g) = slot.try_lock() {
-                if let Some(c) = g.take() {
-                    c.close(0u32.into(), b"dropped");
+                if let Some(w) = g.take() {
+                    w.conn.close(0u32.into(), b"dropped");
                 }
             }
         }
