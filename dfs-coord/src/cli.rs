@@ -53,6 +53,16 @@ pub enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Revoke a certificate: append its fingerprint to DIR/revoked. Running servers that
+    /// read that file (copy it to every server's certificate directory) refuse the
+    /// certificate from their next handshake or request on; no restart is needed.
+    Revoke {
+        /// Directory holding NAME.crt and the deny list `revoked`.
+        #[arg(long)]
+        certs: PathBuf,
+        /// Certificate to revoke (NAME.crt).
+        name: String,
+    },
     /// Run the coordinator until SIGTERM or SIGINT.
     Serve {
         /// Directory for the metadata store (meta.redb).
@@ -237,6 +247,16 @@ fn run_command(command: Command) -> Result<()> {
                 "created {}/{name}.crt and {name}.key (role {})",
                 certs.display(),
                 role.san()
+            );
+            Ok(())
+        }
+        Command::Revoke { certs, name } => {
+            let fp = dfs_proto::revocation::revoke(&certs, &name)
+                .with_context(|| format!("revoke certificate {name:?}"))?;
+            println!(
+                "revoked {name} (sha256 {fp}) in {}; copy it to every server's certificate \
+                 directory",
+                certs.join(dfs_proto::revocation::FILE_NAME).display()
             );
             Ok(())
         }

@@ -14,6 +14,7 @@
 //! - `layout`: file layouts, shard reference counts and locations; `Commit` and truncate.
 //! - `registry`: storage nodes, heartbeats, Up/Down, inventories.
 //! - `placement`: choosing nodes for new shards, weighted by free space.
+//! - [`access`]: the access table, which certificate roles may send which request.
 //! - [`server`]: the [`Coordinator`] (one `match` over every request) and [`run`], which
 //!   serves it over QUIC.
 //! - [`maintenance`]: the background pass (and [`NodeSender`], how it reaches nodes) that
@@ -34,6 +35,7 @@
 //! - A new file in a set-group-ID directory keeps any set-group-ID bit it was created
 //!   with, because the coordinator does not know the caller's supplementary groups.
 
+pub mod access;
 pub mod cli;
 pub mod config;
 mod fsck;

@@ -15,8 +15,7 @@ use anyhow::Context;
 use dfs_proto::coord_msg::{
     ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime, RepairStatus,
 };
-use dfs_proto::pki::Role;
-use dfs_proto::rpc::{serve, server_endpoint, Handler, Peer};
+use dfs_proto::rpc::{serve_with, server_endpoint, Handler, Peer, ServerOptions};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ErrorCode, NodeId, WireError, WireResult};
 use std::future::Future;
@@ -129,23 +128,10 @@ impl Coordinator {
 
     /// Serves one request.
     pub async fn handle(&self, peer: &Peer, req: CoordRequest) -> WireResult<CoordResponse> {
-        let registry_call = matches!(
-            req,
-            CoordRequest::Register { .. }
-                | CoordRequest::Inventory { .. }
-                | CoordRequest::Heartbeat { .. }
-                | CoordRequest::ReportCorrupt { .. }
-        );
-        if registry_call && !peer.has(Role::Node) {
-            // Only a storage node may say where shards live; a client that could would
-            // be able to send every reader to a machine of its choosing.
-            return Err(WireError::new(
-                ErrorCode::Unauthorized,
-                format!(
-                    "{} may not make registry requests: it has no node certificate",
-                    peer.addr
-                ),
-            ));
+        // Authorization before any work: see access.rs for who may send what.
+        if let Err(e) = dfs_proto::access::check(peer, crate::access::rule(&req)) {
+            warn!("refused request: {}", e.message);
+            return Err(e);
         }
         let res = self.dispatch(req).await;
         if let Err(e) = &res {
@@ -522,8 +508,7 @@ async fn down_detector(coord: Arc<Coordinator>) {
 /// needs no flushing: it stops accepting, lets in-flight streams finish briefly, and
 /// returns.
 pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data)
-        .with_context(|| format!("create data directory {}", cfg.data.display()))?;
+    dfs_proto::pki::create_private_dir(&cfg.data).context("create data directory")?;
     let db_path = cfg.data.join("meta.redb");
     let coord = tokio::task::spawn_blocking(move || Coordinator::open(&db_path, cfg.settings))
         .await
@@ -552,7 +537,7 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     );
     let detector = tokio::spawn(down_detector(coord.clone()));
     let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
-    serve(endpoint.clone(), coord, shutdown).await;
+    serve_with(endpoint.clone(), coord, ServerOptions::new(&tls), shutdown).await;
     detector.abort();
     maintenance.abort();
     // Give clients a moment to receive the close; nothing is lost if they do not.

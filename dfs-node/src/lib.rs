@@ -13,6 +13,7 @@
 //!   the node's identity file.
 //! - [`shard_file`]: the byte layout of one shard file (header, per-block checksums, data).
 //! - [`durable`]: the crash-safe file-writing sequences, in one place.
+//! - [`access`]: the access table, which certificate roles may send which request.
 //! - [`server`]: the request handler mapping `NodeRequest`s onto the shard store.
 //! - [`replication`]: `Replicate`, fetching a shard from another node (repair).
 //! - [`corruption`]: what happens to a copy found damaged: deleted, and reported to the
@@ -22,6 +23,7 @@
 //!   start over when the coordinator has forgotten us.
 //! - [`run`] (here): wires them together for one node process.
 
+pub mod access;
 pub mod config;
 pub mod corruption;
 pub mod durable;
@@ -35,7 +37,7 @@ pub mod shard_store;
 use anyhow::{Context, Result};
 use corruption::CorruptionHandler;
 use dfs_proto::pki::Role;
-use dfs_proto::rpc::{client_endpoint, serve, server_endpoint, RpcClient};
+use dfs_proto::rpc::{client_endpoint, serve_with, server_endpoint, RpcClient, ServerOptions};
 use dfs_proto::tls::ClusterTls;
 use registration::Registration;
 use replication::Replicator;
@@ -186,7 +188,13 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
     );
 
     let service = NodeService::new(store, replicator, corruption);
-    serve(endpoint, Arc::new(service), shutdown).await;
+    serve_with(
+        endpoint,
+        Arc::new(service),
+        ServerOptions::new(&tls),
+        shutdown,
+    )
+    .await;
     // Requests already running in the blocking pool finish on their own (a put completes
     // its rename or leaves only a tmp file, removed at the next start).
     registration.abort();

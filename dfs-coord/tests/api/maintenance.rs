@@ -96,7 +96,7 @@ fn holders(l: &Layout, i: usize) -> Vec<u64> {
 }
 
 async fn fsck(t: &T) -> FsckReport {
-    match t.call(CoordRequest::Fsck).await.unwrap() {
+    match t.admin_call(CoordRequest::Fsck).await.unwrap() {
         CoordResponse::Fsck(r) => r,
         other => panic!("expected Fsck, got {other:?}"),
     }
