@@ -20,6 +20,8 @@
 //!   drives `repair` (re-replication after a node is lost, surplus removal when it
 //!   returns) and `gc` (deleting shards no file uses, after a grace period).
 //! - `fsck`: the `Fsck` consistency report and `ReportCorrupt` from nodes.
+//! - `decommission`: draining and removing nodes (`DrainNode`, `RemoveNode`) and
+//!   `Locate`, for the `dfs` admin command.
 //! - [`cli`] and [`status`]: the `dfs-coord` command line and its status output.
 
 //!
@@ -36,6 +38,7 @@
 
 pub mod cli;
 pub mod config;
+mod decommission;
 mod fsck;
 mod gc;
 mod layout;

@@ -62,11 +62,19 @@ fn plan(shards: &[(ShardId, ShardRec)], view: &HashMap<NodeId, Holder>, replicas
             continue;
         }
         let mut live: Vec<(NodeId, String, Option<Instant>)> = Vec::new();
+        // Copies on draining nodes: readable, so a source, but they do not count and are
+        // never surplus (a drain copies, it does not delete).
+        let mut draining: Vec<String> = Vec::new();
         let mut counted = 0usize;
         let mut lost = Vec::new();
         for &n in &rec.locations {
             match view.get(&NodeId(n)) {
-                Some(Holder::Up { addr, since }) => {
+                Some(Holder::Up {
+                    addr,
+                    draining: true,
+                    ..
+                }) => draining.push(addr.clone()),
+                Some(Holder::Up { addr, since, .. }) => {
                     live.push((NodeId(n), addr.clone(), *since));
                     counted += 1;
                 }
@@ -74,12 +82,16 @@ fn plan(shards: &[(ShardId, ShardRec)], view: &HashMap<NodeId, Holder>, replicas
                 Some(Holder::Gone) | None => lost.push(NodeId(n)),
             }
         }
-        if counted < replicas && !live.is_empty() {
+        if counted < replicas && !(live.is_empty() && draining.is_empty()) {
             p.lost.extend(lost);
             p.jobs.push(Job {
                 id: *id,
                 size: rec.size,
-                sources: live.iter().map(|(_, a, _)| a.clone()).collect(),
+                sources: live
+                    .iter()
+                    .map(|(_, a, _)| a.clone())
+                    .chain(draining)
+                    .collect(),
                 need: replicas - counted,
                 exclude: rec.locations.iter().map(|n| NodeId(*n)).collect(),
             });

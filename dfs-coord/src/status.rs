@@ -22,10 +22,13 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-fn state_name(s: NodeState) -> &'static str {
-    match s {
-        NodeState::Up => "up",
-        NodeState::Down => "down",
+/// `up`, `down`, or `draining` for a draining node that is up (a draining node that is
+/// down shows `down`; the JSON's `draining` field tells both apart).
+pub fn state_name(n: &NodeInfo) -> &'static str {
+    match (n.state, n.draining) {
+        (NodeState::Up, false) => "up",
+        (NodeState::Up, true) => "draining",
+        (NodeState::Down, _) => "down",
     }
 }
 
@@ -47,7 +50,7 @@ pub fn render_table(s: &ClusterStatus) -> String {
             [
                 n.id.to_string(),
                 n.addr.clone(),
-                state_name(n.state).to_string(),
+                state_name(n).to_string(),
                 human_bytes(n.stats.capacity),
                 human_bytes(n.stats.used),
                 human_bytes(n.stats.free),
@@ -107,6 +110,20 @@ pub fn render_table(s: &ClusterStatus) -> String {
         s.inodes,
         human_bytes(u64::from(s.shard_size))
     );
+    for n in s.nodes.iter().filter(|n| n.draining) {
+        let _ = writeln!(
+            out,
+            "node {} draining: {} shards ({}) still depend on it{}",
+            n.id,
+            n.drain_shards_left,
+            human_bytes(n.drain_bytes_left),
+            if n.drain_shards_left == 0 {
+                "; it can be removed"
+            } else {
+                ""
+            }
+        );
+    }
     let r = &s.repair;
     let _ = writeln!(
         out,
@@ -154,14 +171,18 @@ pub fn render_json(s: &ClusterStatus) -> String {
             };
             format!(
                 "{{\"id\":{},\"address\":{},\"state\":{},\"capacity\":{},\"used\":{},\
-                 \"free\":{},\"shards\":{},\"last_seen_ms\":{seen}}}",
+                 \"free\":{},\"shards\":{},\"last_seen_ms\":{seen},\"draining\":{},\
+                 \"drain_shards_left\":{},\"drain_bytes_left\":{}}}",
                 json_string(&n.id.to_string()),
                 json_string(&n.addr),
-                json_string(state_name(n.state)),
+                json_string(state_name(n)),
                 n.stats.capacity,
                 n.stats.used,
                 n.stats.free,
                 n.stats.shards,
+                n.draining,
+                n.drain_shards_left,
+                n.drain_bytes_left,
             )
         })
         .collect();
@@ -289,6 +310,9 @@ mod tests {
                     shards: 3,
                 },
                 last_seen_ms: 1500,
+                draining: false,
+                drain_shards_left: 0,
+                drain_bytes_left: 0,
             }],
             replicas: 2,
             shard_size: 1 << 20,
@@ -307,7 +331,8 @@ mod tests {
             j,
             "{\"nodes\":[{\"id\":\"00000000000000ab\",\"address\":\"host\\\"1\\\":7001\",\
              \"state\":\"up\",\"capacity\":2048,\"used\":1024,\"free\":1024,\"shards\":3,\
-             \"last_seen_ms\":1500}],\"under_replicated\":1,\"shards\":3,\"inodes\":4,\
+             \"last_seen_ms\":1500,\"draining\":false,\"drain_shards_left\":0,\
+             \"drain_bytes_left\":0}],\"under_replicated\":1,\"shards\":3,\"inodes\":4,\
              \"replicas\":2,\"shard_size\":1048576,\"repair\":{\"in_flight\":0,\
              \"bytes_left\":0,\"repaired\":0,\"collected\":0}}"
         );
@@ -322,6 +347,15 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(10), "10 B");
         assert!(t.contains("repair: 0 copies in flight"), "{t}");
+        assert!(!t.contains("draining"), "{t}");
+        let mut d = sample();
+        d.nodes[0].draining = true;
+        d.nodes[0].drain_shards_left = 2;
+        d.nodes[0].drain_bytes_left = 2048;
+        let t = render_table(&d);
+        assert!(t.contains("  draining  "), "{t}");
+        assert!(t.contains("2 shards (2.0 KiB) still depend on it"), "{t}");
+        assert!(render_json(&d).contains("\"state\":\"draining\""));
     }
 
     #[test]

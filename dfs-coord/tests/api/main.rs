@@ -4,6 +4,7 @@
 // A failed unwrap is how a test reports an unexpected error.
 #![allow(clippy::unwrap_used)]
 
+mod decommission;
 mod layout;
 mod maintenance;
 mod namespace;
@@ -28,6 +29,7 @@ pub struct T {
     pub c: Arc<Coordinator>,
     client: Peer,
     node: Peer,
+    admin: Peer,
 }
 
 impl Default for T {
@@ -56,6 +58,10 @@ impl T {
                 addr: "127.0.0.1:2".parse().unwrap(),
                 roles: vec![Role::Node],
             },
+            admin: Peer {
+                addr: "127.0.0.1:3".parse().unwrap(),
+                roles: vec![Role::Admin],
+            },
         }
     }
 
@@ -65,6 +71,10 @@ impl T {
 
     pub async fn node_call(&self, req: CoordRequest) -> WireResult<CoordResponse> {
         self.c.handle(&self.node, req).await
+    }
+
+    pub async fn admin_call(&self, req: CoordRequest) -> WireResult<CoordResponse> {
+        self.c.handle(&self.admin, req).await
     }
 
     pub async fn attr(&self, req: CoordRequest) -> WireResult<Attr> {
