@@ -23,6 +23,8 @@
 //! - `decommission`: draining and removing nodes (`DrainNode`, `RemoveNode`) and
 //!   `Locate`, for the `dfs` admin command.
 //! - [`cli`] and [`status`]: the `dfs-coord` command line and its status output.
+//! - [`admin`]: the `dfs` administrator's command (status, fsck, where, node drain and
+//!   remove), sharing `status`'s output.
 
 //!
 //! # Where this differs from a local Linux filesystem
@@ -36,6 +38,7 @@
 //! - A new file in a set-group-ID directory keeps any set-group-ID bit it was created
 //!   with, because the coordinator does not know the caller's supplementary groups.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 mod decommission;

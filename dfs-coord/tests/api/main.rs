@@ -4,6 +4,7 @@
 // A failed unwrap is how a test reports an unexpected error.
 #![allow(clippy::unwrap_used)]
 
+mod cluster_dir;
 mod decommission;
 mod layout;
 mod maintenance;
