@@ -5,20 +5,19 @@
 //! Draining reuses repair instead of having its own copy machinery. A draining node's
 //! copies simply stop counting towards the replication factor (`registry.rs`), so every
 //! shard it holds looks under-replicated, and the next maintenance passes copy it to other
-//! nodes, node to node, throttled by `repair_rate` like any repair. The draining node's own
-//! copies stay where they are and stay readable until the node is removed: a drain never
-//! deletes anything, so it is safe to start on the wrong node.
+//! nodes, node to node, throttled by `repair_rate` like any repair. The draining node's
+//! copy stays readable (and a source to copy from) until the shard has its `replicas`
+//! copies elsewhere; only then does surplus removal delete it (`repair.rs`). So a drain
+//! never lowers a shard's redundancy, even if it is started on the wrong node.
 //!
-//! A drain is done when no referenced shard *depends* on the node any more: every shard
-//! with a copy there has `replicas` copies on Up nodes that are not draining. `Status`
-//! reports what is left per node ([`drain_left`]), which `dfs node drain` polls.
+//! A drain is done when the node holds no copy of a shard any file uses. `Status` reports
+//! what is left per node ([`drain_left`]), which `dfs node drain` polls.
 //!
 //! Removal is the point of no return: the node's locations are dropped from every shard
 //! record and its id is remembered as removed, so if the machine comes back it is
 //! refused instead of quietly rejoining with stale data. To join again it must wipe its
 //! data directory, which gives it a new random id (`dfs-node`'s `node.id`).
 
-use crate::layout::UpNodes;
 use crate::server::Coordinator;
 use crate::store::{NodeAdmin, ReadTables};
 use dfs_proto::coord_msg::MAX_LAYOUT_PAGE;
@@ -35,14 +34,11 @@ pub(crate) struct Removal {
     pub only_copies: u64,
 }
 
-/// For each draining node, the referenced shards (count, bytes) that still depend on it:
-/// they have a copy there but fewer than `replicas` copies on `counted` nodes (Up, not
-/// draining).
+/// For each draining node, the referenced shards (count, bytes) still recorded on it:
+/// what the drain has yet to move.
 pub(crate) fn drain_left(
     r: &ReadTables,
     draining: &[NodeId],
-    counted: &UpNodes,
-    replicas: u32,
 ) -> WireResult<HashMap<NodeId, (u64, u64)>> {
     let mut left: HashMap<NodeId, (u64, u64)> = HashMap::new();
     if draining.is_empty() {
@@ -50,15 +46,7 @@ pub(crate) fn drain_left(
     }
     for (_, rec) in r.all_shards()? {
         if rec.refs == 0 {
-            // Garbage: nothing depends on it.
-            continue;
-        }
-        let kept = rec
-            .locations
-            .iter()
-            .filter(|n| counted.contains_key(&NodeId(**n)))
-            .count();
-        if kept >= replicas as usize {
+            // Garbage: nothing depends on it, and garbage collection deletes it anyway.
             continue;
         }
         for d in draining {

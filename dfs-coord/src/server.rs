@@ -500,7 +500,7 @@ impl Coordinator {
                 // Copies on draining nodes do not count: during a drain its shards show
                 // as under-replicated until repair has copied them.
                 let (used, under) = layout::replication_counts(r, replicas, &counted)?;
-                let left = drain_left(r, &draining, &counted, replicas)?;
+                let left = drain_left(r, &draining)?;
                 Ok((used, under, r.inode_count()?, left))
             })
             .await?;

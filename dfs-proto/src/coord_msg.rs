@@ -184,9 +184,9 @@ pub struct NodeInfo {
     /// An administrator asked to drain the node (`DrainNode`): it gets no new shards and
     /// its copies no longer count towards the replication factor. Persisted.
     pub draining: bool,
-    /// Progress of a drain: referenced shards with a copy on this node that do not yet
-    /// have `replicas` copies on other Up nodes that are not draining (0 when not
-    /// draining). When it reaches 0 the node can be removed without losing redundancy.
+    /// Progress of a drain: referenced shards still recorded on this node (0 when not
+    /// draining). A copy leaves once the shard has `replicas` copies on other nodes, so
+    /// at 0 the node can be removed without losing redundancy.
     pub drain_shards_left: u64,
     /// The bytes of those shards.
     pub drain_bytes_left: u64,
@@ -360,8 +360,9 @@ pub enum CoordRequest {
     Locate { shards: Vec<ShardId> },
     /// Starts draining `node`: persisted, so it survives a coordinator restart. Placement
     /// skips the node and its copies stop counting, so repair copies its shards elsewhere
-    /// (from it or other holders); its copies stay readable and are not deleted. Draining
-    /// a draining node is a no-op. -> `Unit`; `NotFound` for an unknown node.
+    /// (from it or other holders); each of its copies stays readable until the shard has
+    /// its copies elsewhere, and is then deleted. Draining a draining node is a no-op.
+    /// -> `Unit`; `NotFound` for an unknown node.
     DrainNode { node: NodeId },
     /// Forgets `node`: its locations are dropped, it leaves the status, and if it
     /// registers again it is refused (`NotPermitted`): a node must wipe its data

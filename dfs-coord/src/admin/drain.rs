@@ -2,9 +2,9 @@
 //!
 //! The coordinator does the work (see `decommission.rs`); this side starts the drain,
 //! then polls `Status` for the node's `drain_shards_left` and shows progress until it
-//! reaches zero, which means every shard with a copy on the node has its full count of
-//! copies elsewhere. Only then is `dfs node remove` free of risk; the coordinator refuses
-//! a removal that would lose the only copy of some shard unless forced.
+//! reaches zero: every shard the node held has been copied to other nodes and its copy
+//! there deleted. Then `dfs node remove` loses nothing; the coordinator refuses a removal
+//! that would lose the only copy of some shard unless forced.
 
 use super::conn::{unexpected, Admin, DEADLINE, SCAN_DEADLINE};
 use crate::status::{human_bytes, json_string};
@@ -109,7 +109,7 @@ fn report(json: bool, id: NodeId, shards: u64, bytes: u64, took: Duration) {
         );
     } else if shards == 0 {
         println!(
-            "node {id} is drained: every shard it held has its copies elsewhere \
+            "node {id} is drained: every shard it held was moved to other nodes \
              ({:.1} s). Remove it with `dfs node remove {id}`.",
             took.as_secs_f64()
         );

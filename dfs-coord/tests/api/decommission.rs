@@ -114,20 +114,26 @@ async fn a_drained_node_s_shards_are_copied_elsewhere_then_it_is_removed() {
         fake.take(),
         vec![(addr(3), Sent::Replicate(id, vec![addr(2), addr(1)]))]
     );
-    // The draining copy stays readable until the node is removed, and is not "surplus".
+    // The draining copy stays readable until the copy elsewhere exists...
     assert_eq!(
         holders(&t.layout(f.ino, 0, 10).await.unwrap(), 0),
         vec![1, 2, 3]
     );
-    t.c.maintain_once(Instant::now()).await.unwrap();
-    assert!(fake.take().is_empty(), "a drain never deletes copies");
     let s = t.status().await;
-    assert_eq!(node(&s, 1).unwrap().drain_shards_left, 0);
+    assert_eq!(node(&s, 1).unwrap().drain_shards_left, 1);
     assert_eq!(s.under_replicated, 0);
     assert!(fsck(&t).await.under_replicated.is_empty());
+    // ...and then goes: that is the "move".
+    t.c.maintain_once(Instant::now()).await.unwrap();
+    assert_eq!(fake.take(), vec![(addr(1), Sent::Delete(id))]);
+    assert_eq!(locate(&t, vec![id]).await, vec![vec![2, 3]]);
+    let s = t.status().await;
+    assert_eq!(node(&s, 1).unwrap().drain_shards_left, 0);
+    t.c.maintain_once(Instant::now()).await.unwrap();
+    assert!(fake.take().is_empty(), "a drained node needs nothing more");
 
-    // Removal: the location goes, the node leaves the status, and it may not come back.
-    assert_eq!(remove(&t, 1, false).await.unwrap(), (1, 0));
+    // Removal: the node leaves the status, and it may not come back.
+    assert_eq!(remove(&t, 1, false).await.unwrap(), (0, 0));
     assert_eq!(locate(&t, vec![id]).await, vec![vec![2, 3]]);
     let s = t.status().await;
     assert_eq!(s.nodes.len(), 2);
@@ -149,6 +155,42 @@ async fn a_drained_node_s_shards_are_copied_elsewhere_then_it_is_removed() {
     assert_eq!(code(again), ErrorCode::NotPermitted);
     assert_eq!(t.status().await.nodes.len(), 2);
     assert_eq!(code(remove(&t, 1, true).await), ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn a_draining_node_that_is_down_is_drained_from_the_other_copies() {
+    let (t, fake) = setup(
+        CoordSettings {
+            replicas: 2,
+            ..Default::default()
+        },
+        3,
+    )
+    .await;
+    let f = t.file(ROOT, "f").await;
+    let data = b"left behind".to_vec();
+    let id = ShardId::of(&data);
+    t.commit(f.ino, 11, vec![cshard(0, &data, &[1, 2])], USER)
+        .await
+        .unwrap();
+    drain(&t, 1).await.unwrap();
+    // Node 1 stops heartbeating: no repair grace applies to a node being drained.
+    let now = super::maintenance::lose(&t, 3, &[1]).await;
+    t.c.maintain_once(now).await.unwrap();
+    assert_eq!(
+        fake.take(),
+        vec![(addr(3), Sent::Replicate(id, vec![addr(2)]))]
+    );
+    // Complete elsewhere: node 1's location is forgotten, without asking it anything.
+    t.c.maintain_once(now).await.unwrap();
+    assert!(fake.take().is_empty());
+    assert_eq!(locate(&t, vec![id]).await, vec![vec![2, 3]]);
+    let s = t.status().await;
+    let n1 = node(&s, 1).unwrap();
+    assert_eq!(
+        (n1.state, n1.draining, n1.drain_shards_left),
+        (NodeState::Down, true, 0)
+    );
 }
 
 #[tokio::test]

@@ -70,7 +70,7 @@ pub(crate) async fn setup(s: CoordSettings, n: u64) -> (T, Arc<Fake>) {
 
 /// Lets `down` nodes miss their heartbeats while the others keep beating; returns the
 /// instant they were marked Down.
-async fn lose(t: &T, n: u64, down: &[u64]) -> Instant {
+pub(crate) async fn lose(t: &T, n: u64, down: &[u64]) -> Instant {
     tokio::time::sleep(Duration::from_millis(300)).await;
     for i in (1..=n).filter(|i| !down.contains(i)) {
         heartbeat(t, i).await;
