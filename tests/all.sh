@@ -26,6 +26,8 @@ step "tests/unmount.sh"
 tests/unmount.sh
 step "tests/fsx.sh"
 tests/fsx.sh
+step "tests/cli.sh (the dfs admin command)"
+tests/cli.sh
 step "tests/faults/all.sh"
 tests/faults/all.sh
 step "all tests passed"
