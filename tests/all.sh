@@ -3,7 +3,7 @@
 #   1. formatting and lints
 #   2. unit, protocol and in-process cluster tests (cargo test)
 #   3. real processes and a real FUSE mount: smoke.sh, posix.sh, unmount.sh, fsx.sh,
-#      and the fault scenarios in faults/
+#      cli.sh (the dfs admin command) and the fault scenarios in faults/
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n===== %s: %s\n' "$(date +%T)" "$*"; }
