@@ -91,15 +91,15 @@ pub fn render_table(s: &ClusterStatus) -> String {
         out.push_str(&line(r.iter().map(String::as_str).collect()));
         out.push('\n');
     }
-    let up = s.nodes.iter().filter(|n| n.state == NodeState::Up).count();
-    let cap: u64 = s.nodes.iter().map(|n| n.stats.capacity).sum();
-    let free: u64 = s.nodes.iter().map(|n| n.stats.free).sum();
+    let t = totals(s);
     let _ = writeln!(
         out,
-        "\n{up} of {} nodes up; raw capacity {}, free {}",
+        "\n{} of {} nodes up; raw capacity {}, used {}, free {}",
+        t.up,
         s.nodes.len(),
-        human_bytes(cap),
-        human_bytes(free)
+        human_bytes(t.capacity),
+        human_bytes(t.used),
+        human_bytes(t.free)
     );
     let _ = writeln!(
         out,
@@ -113,7 +113,7 @@ pub fn render_table(s: &ClusterStatus) -> String {
     for n in s.nodes.iter().filter(|n| n.draining) {
         let _ = writeln!(
             out,
-            "node {} draining: {} shards ({}) still depend on it{}",
+            "node {} draining: {} shards ({}) left to move off it{}",
             n.id,
             n.drain_shards_left,
             human_bytes(n.drain_bytes_left),
@@ -187,10 +187,12 @@ pub fn render_json(s: &ClusterStatus) -> String {
         })
         .collect();
     let r = &s.repair;
+    let t = totals(s);
     format!(
         "{{\"nodes\":[{}],\"under_replicated\":{},\"shards\":{},\"inodes\":{},\
          \"replicas\":{},\"shard_size\":{},\"repair\":{{\"in_flight\":{},\
-         \"bytes_left\":{},\"repaired\":{},\"collected\":{}}}}}",
+         \"bytes_left\":{},\"repaired\":{},\"collected\":{}}},\"totals\":{{\"nodes\":{},\
+         \"up\":{},\"capacity\":{},\"used\":{},\"free\":{}}}}}",
         nodes.join(","),
         s.under_replicated,
         s.shards,
@@ -200,8 +202,31 @@ pub fn render_json(s: &ClusterStatus) -> String {
         r.in_flight,
         r.bytes_left,
         r.repaired,
-        r.collected
+        r.collected,
+        s.nodes.len(),
+        t.up,
+        t.capacity,
+        t.used,
+        t.free
     )
+}
+
+/// Sums over all nodes, for the table's and the JSON's totals.
+struct Totals {
+    up: usize,
+    capacity: u64,
+    used: u64,
+    free: u64,
+}
+
+fn totals(s: &ClusterStatus) -> Totals {
+    let sum = |f: fn(&NodeInfo) -> u64| s.nodes.iter().map(f).fold(0u64, u64::saturating_add);
+    Totals {
+        up: s.nodes.iter().filter(|n| n.state == NodeState::Up).count(),
+        capacity: sum(|n| n.stats.capacity),
+        used: sum(|n| n.stats.used),
+        free: sum(|n| n.stats.free),
+    }
 }
 
 /// `dfs-coord fsck`'s exit code: 2 if data is missing, 1 if at risk, 0 if healthy.
@@ -334,7 +359,8 @@ mod tests {
              \"last_seen_ms\":1500,\"draining\":false,\"drain_shards_left\":0,\
              \"drain_bytes_left\":0}],\"under_replicated\":1,\"shards\":3,\"inodes\":4,\
              \"replicas\":2,\"shard_size\":1048576,\"repair\":{\"in_flight\":0,\
-             \"bytes_left\":0,\"repaired\":0,\"collected\":0}}"
+             \"bytes_left\":0,\"repaired\":0,\"collected\":0},\"totals\":{\"nodes\":1,\
+             \"up\":1,\"capacity\":2048,\"used\":1024,\"free\":1024}}"
         );
     }
 
@@ -354,7 +380,7 @@ mod tests {
         d.nodes[0].drain_bytes_left = 2048;
         let t = render_table(&d);
         assert!(t.contains("  draining  "), "{t}");
-        assert!(t.contains("2 shards (2.0 KiB) still depend on it"), "{t}");
+        assert!(t.contains("2 shards (2.0 KiB) left to move off it"), "{t}");
         assert!(render_json(&d).contains("\"state\":\"draining\""));
     }
 
