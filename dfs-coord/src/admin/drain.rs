@@ -7,7 +7,7 @@
 //! that would lose the only copy of some shard unless forced.
 
 use super::conn::{unexpected, Admin, DEADLINE, SCAN_DEADLINE};
-use crate::status::{human_bytes, json_string};
+use crate::status::{human_bytes, json_string, state_name};
 use anyhow::Result;
 use dfs_proto::coord_msg::{ClusterStatus, CoordRequest, CoordResponse, NodeInfo};
 use dfs_proto::{NodeId, WireError};
@@ -58,7 +58,22 @@ pub struct DrainOptions {
 /// Starts draining `arg`'s node and (unless told not to) waits until nothing depends on
 /// it. Returns the exit code.
 pub async fn drain(admin: &Admin, arg: &str, o: &DrainOptions) -> Result<u8> {
-    let id = resolve_node(&admin.status().await?, arg)?;
+    let before = admin.status().await?;
+    let id = resolve_node(&before, arg)?;
+    // Shards can only move to Up nodes that stay: with fewer than `replicas` of those, some
+    // shard has nowhere to go and the drain cannot finish. Say so instead of hanging.
+    let targets = before
+        .nodes
+        .iter()
+        .filter(|n| n.id != id && state_name(n) == "up")
+        .count();
+    if targets < before.replicas as usize {
+        eprintln!(
+            "dfs: warning: only {targets} other node(s) are up and not draining, and every \
+             shard needs {} copies: the drain cannot finish until more nodes are up",
+            before.replicas
+        );
+    }
     match admin
         .ask(CoordRequest::DrainNode { node: id }, DEADLINE)
         .await?
