@@ -60,12 +60,18 @@ impl Admin {
     /// Sends one request. A [`WireError`] stays the root cause of the error, so that
     /// [`exit_code`] can see its code.
     pub async fn ask(&self, req: CoordRequest, deadline: Duration) -> Result<CoordResponse> {
-        let what = request_name(&req);
         self.client
             .call(&self.coord, &req, deadline)
             .await
             .map_err(anyhow::Error::new)
-            .with_context(|| format!("coordinator {} refused or failed {what}", self.coord))
+            .with_context(|| {
+                // Named only on failure: formatting a request can be long (4096 shard IDs).
+                format!(
+                    "coordinator {} refused or failed {}",
+                    self.coord,
+                    request_name(&req)
+                )
+            })
     }
 
     pub async fn status(&self) -> Result<ClusterStatus> {

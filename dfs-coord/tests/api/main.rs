@@ -6,6 +6,7 @@
 
 mod cluster_dir;
 mod decommission;
+mod dfs_cli;
 mod layout;
 mod maintenance;
 mod namespace;
