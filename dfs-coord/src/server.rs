@@ -277,8 +277,11 @@ impl Coordinator {
                 .map(|()| R::Unit),
             Q::StatFs => self.statfs().await.map(R::FsStats),
             Q::GetLayout { ino, from, limit } => {
-                let up = self.registry().up();
-                self.read(move |r| layout::get_layout(r, ino, from, limit, ss, &up))
+                let (up, draining) = {
+                    let reg = self.registry();
+                    (reg.up(), reg.draining())
+                };
+                self.read(move |r| layout::get_layout(r, ino, from, limit, ss, &up, &draining))
                     .await
                     .map(R::Layout)
             }

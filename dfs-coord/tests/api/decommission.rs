@@ -114,11 +114,10 @@ async fn a_drained_node_s_shards_are_copied_elsewhere_then_it_is_removed() {
         fake.take(),
         vec![(addr(3), Sent::Replicate(id, vec![addr(2), addr(1)]))]
     );
-    // The draining copy stays readable until the copy elsewhere exists...
-    assert_eq!(
-        holders(&t.layout(f.ino, 0, 10).await.unwrap(), 0),
-        vec![1, 2, 3]
-    );
+    // The draining copy stays readable until the copy elsewhere exists, offered last...
+    let l = t.layout(f.ino, 0, 10).await.unwrap();
+    assert_eq!(holders(&l, 0), vec![1, 2, 3]);
+    assert_eq!(l.shards[0].holders[2].id, NodeId(1), "{l:?}");
     let s = t.status().await;
     assert_eq!(node(&s, 1).unwrap().drain_shards_left, 1);
     assert_eq!(s.under_replicated, 0);
