@@ -334,7 +334,8 @@ impl Coordinator {
                     return Err(WireError::new(
                         ErrorCode::NotPermitted,
                         format!(
-                            "node {node} was removed from this cluster; wipe its data                              directory (it then gets a new id) to join again"
+                            "node {node} was removed from this cluster; wipe its data \
+                             directory (it then gets a new id) to join again"
                         ),
                     ));
                 }

@@ -151,7 +151,13 @@ async fn a_drained_node_s_shards_are_copied_elsewhere_then_it_is_removed() {
             stats: stats(1 << 30),
         })
         .await;
-    assert_eq!(code(again), ErrorCode::NotPermitted);
+    let e = again.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotPermitted);
+    assert!(
+        e.message
+            .contains("was removed from this cluster; wipe its data directory"),
+        "{e}"
+    );
     assert_eq!(t.status().await.nodes.len(), 2);
     assert_eq!(code(remove(&t, 1, true).await), ErrorCode::NotFound);
 }
