@@ -116,7 +116,11 @@ fn plan(
             }
             continue;
         }
-        let mut drop = draining;
+        // A draining node's copy goes only once enough copies are readable right now:
+        // a copy on a node that is down but "probably restarting" counts for repair, but
+        // is no reason to delete a copy that can be read.
+        let moved = live.len() >= replicas;
+        let mut drop = if moved { draining } else { Vec::new() };
         if live.len() > replicas {
             // Keep the copies that were there all along and drop those of the node(s)
             // that came back most recently: their copies were already replaced by repair.
@@ -127,7 +131,9 @@ fn plan(
         if !drop.is_empty() {
             p.surplus.push(Surplus { id: *id, drop });
         }
-        p.forget.extend(draining_down.into_iter().map(|n| (*id, n)));
+        if moved {
+            p.forget.extend(draining_down.into_iter().map(|n| (*id, n)));
+        }
     }
     p
 }

@@ -2,7 +2,7 @@
 //! sender of `maintenance.rs`: a drain is carried out by repair, a removal forgets the
 //! node, and both survive a coordinator restart.
 
-use super::maintenance::{addr, fsck, holders, setup, Sent};
+use super::maintenance::{addr, fsck, heartbeat, holders, setup, Sent};
 use super::*;
 use std::time::Instant;
 
@@ -196,6 +196,37 @@ async fn a_draining_node_that_is_down_is_drained_from_the_other_copies() {
         (n1.state, n1.draining, n1.drain_shards_left),
         (NodeState::Down, true, 0)
     );
+}
+
+#[tokio::test]
+async fn a_draining_copy_is_kept_while_another_copy_is_only_probably_coming_back() {
+    let (t, fake) = setup(
+        CoordSettings {
+            replicas: 2,
+            ..Default::default()
+        },
+        3,
+    )
+    .await;
+    let f = t.file(ROOT, "f").await;
+    let data = b"careful".to_vec();
+    let id = ShardId::of(&data);
+    t.commit(f.ino, 7, vec![cshard(0, &data, &[1, 2, 3])], USER)
+        .await
+        .unwrap();
+    drain(&t, 1).await.unwrap();
+    // Node 3 is down, within the repair grace: its copy counts (nothing to repair), but
+    // only node 2's copy can be read besides the draining one, so that one stays.
+    let now = super::maintenance::lose(&t, 3, &[3]).await;
+    t.c.maintain_once(now).await.unwrap();
+    assert!(fake.take().is_empty());
+    assert_eq!(locate(&t, vec![id]).await, vec![vec![1, 2, 3]]);
+    assert_eq!(node(&t.status().await, 1).unwrap().drain_shards_left, 1);
+    // Node 3 is back: now the draining copy goes.
+    heartbeat(&t, 3).await;
+    t.c.maintain_once(Instant::now()).await.unwrap();
+    assert_eq!(fake.take(), vec![(addr(1), Sent::Delete(id))]);
+    assert_eq!(node(&t.status().await, 1).unwrap().drain_shards_left, 0);
 }
 
 #[tokio::test]
