@@ -286,11 +286,12 @@ impl Registry {
             .collect()
     }
 
-    /// Sum of (capacity, used, free) over Up nodes.
+    /// Sum of (capacity, used, free) over Up nodes that are not draining: the space new
+    /// data can use (a draining node's is about to leave).
     pub fn up_totals(&self) -> (u64, u64, u64) {
         self.nodes
             .values()
-            .filter(|e| e.state == NodeState::Up)
+            .filter(|e| e.state == NodeState::Up && !e.draining)
             .fold((0u64, 0u64, 0u64), |(c, u, f), e| {
                 (
                     c.saturating_add(e.stats.capacity),

@@ -89,7 +89,16 @@ async fn a_drained_node_s_shards_are_copied_elsewhere_then_it_is_removed() {
         .await
         .unwrap();
 
+    let capacity = || async {
+        match t.call(CoordRequest::StatFs).await.unwrap() {
+            CoordResponse::FsStats(f) => f.capacity,
+            other => panic!("expected FsStats, got {other:?}"),
+        }
+    };
+    let before = capacity().await;
     assert!(matches!(drain(&t, 1).await.unwrap(), CoordResponse::Unit));
+    // statfs counts only the space that stays.
+    assert_eq!(capacity().await, before / 3 * 2);
     // Draining twice is harmless.
     drain(&t, 1).await.unwrap();
     let s = t.status().await;
