@@ -21,7 +21,11 @@
 //!   drives `repair` (re-replication after a node is lost, surplus removal when it
 //!   returns) and `gc` (deleting shards no file uses, after a grace period).
 //! - `fsck`: the `Fsck` consistency report and `ReportCorrupt` from nodes.
+//! - `decommission`: draining and removing nodes (`DrainNode`, `RemoveNode`) and
+//!   `Locate`, for the `dfs` admin command.
 //! - [`cli`] and [`status`]: the `dfs-coord` command line and its status output.
+//! - [`admin`]: the `dfs` administrator's command (status, fsck, where, node drain and
+//!   remove), sharing `status`'s output.
 
 //!
 //! # Where this differs from a local Linux filesystem
@@ -36,8 +40,10 @@
 //!   with, because the coordinator does not know the caller's supplementary groups.
 
 pub mod access;
+pub mod admin;
 pub mod cli;
 pub mod config;
+mod decommission;
 mod fsck;
 mod gc;
 mod layout;

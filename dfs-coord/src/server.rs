@@ -7,6 +7,7 @@
 //! stall the async workers that move bytes for other connections.
 
 use crate::config::{CoordConfig, CoordSettings};
+use crate::decommission::drain_left;
 use crate::maintenance::{maintenance_loop, Maint, NodeSender, RpcNodeSender};
 use crate::registry::{apply_inventory, Registry};
 use crate::store::{ReadTables, Store, StoredSettings, Tables};
@@ -68,13 +69,13 @@ impl Coordinator {
             .init(wanted, now_ns())
             .map_err(|e| anyhow::anyhow!("initialise metadata store: {e}"))?;
         settings.shard_size = stored.shard_size;
-        let known = store
-            .read(|r| r.nodes())
+        let (known, admin) = store
+            .read(|r| Ok((r.nodes()?, r.node_admin()?)))
             .map_err(|e| anyhow::anyhow!("load known nodes: {e}"))?;
         Ok(Arc::new(Coordinator {
             store: Arc::new(store),
             settings,
-            registry: Mutex::new(Registry::load(known, Instant::now())),
+            registry: Mutex::new(Registry::load(known, &admin, Instant::now())),
             maint: Mutex::new(Maint::default()),
             sender: Mutex::new(None),
             in_flight: Arc::new(AtomicU64::new(0)),
@@ -132,6 +133,23 @@ impl Coordinator {
         if let Err(e) = dfs_proto::access::check(peer, crate::access::rule(&req)) {
             warn!("refused request: {}", e.message);
             return Err(e);
+        }
+        let admin_call = matches!(
+            req,
+            CoordRequest::Locate { .. }
+                | CoordRequest::DrainNode { .. }
+                | CoordRequest::RemoveNode { .. }
+        );
+        if admin_call && !peer.has(Role::Admin) {
+            // Draining or removing a node moves or forgets data: only an operator's
+            // certificate may ask. (A per-request role table belongs to the security work.)
+            return Err(WireError::new(
+                ErrorCode::Unauthorized,
+                format!(
+                    "{} may not make administrative requests: it has no admin certificate",
+                    peer.addr
+                ),
+            ));
         }
         let res = self.dispatch(req).await;
         if let Err(e) = &res {
@@ -245,8 +263,11 @@ impl Coordinator {
                 .map(|()| R::Unit),
             Q::StatFs => self.statfs().await.map(R::FsStats),
             Q::GetLayout { ino, from, limit } => {
-                let up = self.registry().up();
-                self.read(move |r| layout::get_layout(r, ino, from, limit, ss, &up))
+                let (up, draining) = {
+                    let reg = self.registry();
+                    (reg.up(), reg.draining())
+                };
+                self.read(move |r| layout::get_layout(r, ino, from, limit, ss, &up, &draining))
                     .await
                     .map(R::Layout)
             }
@@ -293,6 +314,17 @@ impl Coordinator {
                 Ok(R::Attr(attr))
             }
             Q::Register { node, addr, stats } => {
+                if self.registry().is_removed(node) {
+                    // Its locations were forgotten; letting it back in would resurrect
+                    // stale copies. See decommission.rs.
+                    return Err(WireError::new(
+                        ErrorCode::NotPermitted,
+                        format!(
+                            "node {node} was removed from this cluster; wipe its data \
+                             directory (it then gets a new id) to join again"
+                        ),
+                    ));
+                }
                 let a = addr.clone();
                 self.write(move |t| t.put_node(node.0, &a)).await?;
                 self.registry().register(node, &addr, stats, Instant::now());
@@ -317,6 +349,14 @@ impl Coordinator {
             Q::Status => self.status().await.map(R::Status),
             Q::ReportCorrupt { node, id } => self.report_corrupt(node, id).await.map(|()| R::Unit),
             Q::Fsck => self.fsck().await.map(R::Fsck),
+            Q::Locate { shards } => self.locate(shards).await.map(R::Locations),
+            Q::DrainNode { node } => self.drain_node(node).await.map(|()| R::Unit),
+            Q::RemoveNode { node, force } => {
+                self.remove_node(node, force).await.map(|r| R::Removed {
+                    locations: r.locations,
+                    only_copies: r.only_copies,
+                })
+            }
         }
     }
 
@@ -440,17 +480,26 @@ impl Coordinator {
     }
 
     async fn status(&self) -> WireResult<ClusterStatus> {
-        let (nodes, up) = {
+        let (mut nodes, counted, draining) = {
             let reg = self.registry();
-            (reg.infos(Instant::now()), reg.up())
+            (reg.infos(Instant::now()), reg.counted(), reg.draining())
         };
         let replicas = self.settings.replicas;
-        let (shards, under, inodes) = self
+        let (shards, under, inodes, left) = self
             .read(move |r| {
-                let (used, under) = layout::replication_counts(r, replicas, &up)?;
-                Ok((used, under, r.inode_count()?))
+                // Copies on draining nodes do not count: during a drain its shards show
+                // as under-replicated until repair has copied them.
+                let (used, under) = layout::replication_counts(r, replicas, &counted)?;
+                let left = drain_left(r, &draining)?;
+                Ok((used, under, r.inode_count()?, left))
             })
             .await?;
+        for n in &mut nodes {
+            if let Some((s, b)) = left.get(&n.id) {
+                n.drain_shards_left = *s;
+                n.drain_bytes_left = *b;
+            }
+        }
         Ok(ClusterStatus {
             nodes,
             replicas,

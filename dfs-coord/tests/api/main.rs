@@ -5,6 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod cluster_dir;
+mod decommission;
+mod dfs_cli;
 mod layout;
 mod maintenance;
 mod namespace;
@@ -77,6 +80,10 @@ impl T {
 
     pub async fn node_call(&self, req: CoordRequest) -> WireResult<CoordResponse> {
         self.c.handle(&self.node, req).await
+    }
+
+    pub async fn admin_call(&self, req: CoordRequest) -> WireResult<CoordResponse> {
+        self.c.handle(&self.admin, req).await
     }
 
     pub async fn attr(&self, req: CoordRequest) -> WireResult<Attr> {

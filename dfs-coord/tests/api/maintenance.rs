@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Records every request and answers as a healthy node would.
 #[derive(Default)]
-struct Fake {
+pub(crate) struct Fake {
     log: Mutex<Vec<(String, NodeRequest)>>,
 }
 
@@ -29,7 +29,7 @@ impl NodeSender for Fake {
 
 impl Fake {
     /// Takes the requests recorded so far as `(address, summary)`.
-    fn take(&self) -> Vec<(String, Sent)> {
+    pub(crate) fn take(&self) -> Vec<(String, Sent)> {
         std::mem::take(&mut *self.log.lock().unwrap())
             .into_iter()
             .map(|(a, r)| {
@@ -45,17 +45,17 @@ impl Fake {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Sent {
+pub(crate) enum Sent {
     Replicate(ShardId, Vec<String>),
     Delete(ShardId),
 }
 
-fn addr(n: u64) -> String {
+pub(crate) fn addr(n: u64) -> String {
     format!("127.0.0.1:{}", 7000 + n)
 }
 
 /// A coordinator with nodes 1..=n registered and a fake sender plugged in.
-async fn setup(s: CoordSettings, n: u64) -> (T, Arc<Fake>) {
+pub(crate) async fn setup(s: CoordSettings, n: u64) -> (T, Arc<Fake>) {
     let t = T::with(CoordSettings {
         node_timeout: Duration::from_millis(200),
         ..s
@@ -70,7 +70,7 @@ async fn setup(s: CoordSettings, n: u64) -> (T, Arc<Fake>) {
 
 /// Lets `down` nodes miss their heartbeats while the others keep beating; returns the
 /// instant they were marked Down.
-async fn lose(t: &T, n: u64, down: &[u64]) -> Instant {
+pub(crate) async fn lose(t: &T, n: u64, down: &[u64]) -> Instant {
     tokio::time::sleep(Duration::from_millis(300)).await;
     for i in (1..=n).filter(|i| !down.contains(i)) {
         heartbeat(t, i).await;
@@ -80,7 +80,7 @@ async fn lose(t: &T, n: u64, down: &[u64]) -> Instant {
     now
 }
 
-async fn heartbeat(t: &T, n: u64) {
+pub(crate) async fn heartbeat(t: &T, n: u64) {
     t.node_call(CoordRequest::Heartbeat {
         node: NodeId(n),
         stats: stats(1 << 30),
@@ -89,13 +89,13 @@ async fn heartbeat(t: &T, n: u64) {
     .unwrap();
 }
 
-fn holders(l: &Layout, i: usize) -> Vec<u64> {
+pub(crate) fn holders(l: &Layout, i: usize) -> Vec<u64> {
     let mut h: Vec<u64> = l.shards[i].holders.iter().map(|h| h.id.0).collect();
     h.sort();
     h
 }
 
-async fn fsck(t: &T) -> FsckReport {
+pub(crate) async fn fsck(t: &T) -> FsckReport {
     match t.admin_call(CoordRequest::Fsck).await.unwrap() {
         CoordResponse::Fsck(r) => r,
         other => panic!("expected Fsck, got {other:?}"),
