@@ -77,7 +77,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
     /// Stop placing data on the node and copy its shards elsewhere; wait (with a
-    /// progress bar on stderr) until no shard depends on it.
+    /// progress bar on stderr) until it holds no shard a file uses.
     Drain {
         /// Node id (16 hex digits, or a unique prefix).
         id: String,

@@ -101,7 +101,7 @@ pub async fn drain(admin: &Admin, arg: &str, o: &DrainOptions) -> Result<u8> {
         if o.timeout.is_some_and(|t| started.elapsed() >= t) {
             bar.finish();
             eprintln!(
-                "dfs: gave up waiting after {:.0?}: {shards} shards ({}) still depend on node \
+                "dfs: gave up waiting after {:.0?}: {shards} shards ({}) still to move off node \
                  {id}; the drain goes on in the coordinator",
                 started.elapsed(),
                 human_bytes(bytes)
@@ -130,7 +130,7 @@ fn report(json: bool, id: NodeId, shards: u64, bytes: u64, took: Duration) {
         );
     } else {
         println!(
-            "node {id} is draining: {shards} shards ({}) still depend on it; \
+            "node {id} is draining: {shards} shards ({}) still to move off it; \
              `dfs status` shows the progress",
             human_bytes(bytes)
         );
