@@ -5,7 +5,7 @@
 //! - Only storage nodes (`dfs-node`) speak for the registry: which nodes exist and which
 //!   shards they hold. A client that could register would be able to send every reader
 //!   to a machine of its choosing.
-//! - Cluster-wide inspection and operations (`Status`, `Fsck`, and later draining or
+//! - Cluster-wide inspection and operations (`Status`, `Fsck`, `Locate`, draining and
 //!   removing nodes) need `dfs-admin`: they reveal every node and shard, or change them.
 //! - The coordinator's own certificate (`dfs-coord`) sends nothing to the coordinator.
 //!
@@ -55,5 +55,8 @@ pub fn rule(req: &CoordRequest) -> Rule {
         // Administration.
         Q::Status => Rule::new("Status", ADMIN),
         Q::Fsck => Rule::new("Fsck", ADMIN),
+        Q::Locate { .. } => Rule::new("Locate", ADMIN),
+        Q::DrainNode { .. } => Rule::new("DrainNode", ADMIN),
+        Q::RemoveNode { .. } => Rule::new("RemoveNode", ADMIN),
     }
 }

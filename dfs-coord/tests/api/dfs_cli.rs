@@ -141,17 +141,18 @@ async fn dfs_status_where_drain_remove_against_a_real_coordinator() {
     dfs(dir, &["fsck"], 0).await;
     dfs(dir, &["node", "drain", "ffff000000000000"], 4).await;
 
-    // A certificate without the admin role may look but not drain.
+    // A certificate without the admin role may neither look nor drain (access.rs).
     let not_admin = dir.join("not-admin");
     std::fs::create_dir_all(not_admin.join("certs")).unwrap();
     std::fs::copy(certs.join("ca.crt"), not_admin.join("certs/ca.crt")).unwrap();
     std::fs::copy(certs.join("client.crt"), not_admin.join("certs/admin.crt")).unwrap();
     std::fs::copy(certs.join("client.key"), not_admin.join("certs/admin.key")).unwrap();
     std::fs::write(not_admin.join("coord-addr"), format!("{addr}\n")).unwrap();
-    dfs(&not_admin, &["status"], 0).await;
+    let looked = dfs(&not_admin, &["status"], 4).await;
+    assert!(looked.stderr.contains("dfs-admin"), "{}", looked.stderr);
     let refused = dfs(&not_admin, &["node", "drain", "abcd", "--no-wait"], 4).await;
     assert!(
-        refused.stderr.contains("no admin certificate"),
+        refused.stderr.contains("needs a certificate with role dfs-admin"),
         "{}",
         refused.stderr
     );

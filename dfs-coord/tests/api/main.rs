@@ -82,10 +82,6 @@ impl T {
         self.c.handle(&self.node, req).await
     }
 
-    pub async fn admin_call(&self, req: CoordRequest) -> WireResult<CoordResponse> {
-        self.c.handle(&self.admin, req).await
-    }
-
     pub async fn attr(&self, req: CoordRequest) -> WireResult<Attr> {
         match self.call(req).await? {
             CoordResponse::Attr(a) => Ok(a),
