@@ -12,6 +12,7 @@ use crate::registry::{apply_inventory, Registry};
 use crate::store::{ReadTables, Store, StoredSettings, Tables};
 use crate::{layout, namespace, placement, xattr};
 use anyhow::Context;
+use dfs_ops::sd_notify;
 use dfs_proto::coord_msg::{
     ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime, RepairStatus,
 };
@@ -552,6 +553,13 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     );
     let detector = tokio::spawn(down_detector(coord.clone()));
     let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
+    // Bound, store open, address written: from here requests are answered, so a service
+    // manager may start what depends on us (see `dfs_ops::sd_notify`).
+    sd_notify::notify_or_log(sd_notify::READY);
+    let shutdown = async {
+        shutdown.await;
+        sd_notify::notify_or_log(sd_notify::STOPPING);
+    };
     serve(endpoint.clone(), coord, shutdown).await;
     detector.abort();
     maintenance.abort();

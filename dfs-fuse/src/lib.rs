@@ -99,6 +99,9 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     let mut session = fuser::Session::new(adapter, &cfg.mountpoint, &config)
         .with_context(|| format!("mount at {}", cfg.mountpoint.display()))?;
     info!(mountpoint = %cfg.mountpoint.display(), coord = %cfg.coord, "mounted");
+    // The mount exists from here (the kernel queues requests until `run` below serves
+    // them): tell systemd, or the `mount.fuse.dfs` helper waiting for us, that we are up.
+    dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::READY);
 
     let _ = notifier.set(session.notifier());
     {
@@ -133,6 +136,7 @@ pub fn run(cfg: MountConfig) -> Result<()> {
                 _ = term.recv() => info!("SIGTERM: flushing and unmounting"),
                 _ = int.recv() => info!("SIGINT: flushing and unmounting"),
             }
+            dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::STOPPING);
             if let Err(e) = fs.flush_all().await {
                 error!("failed to flush before unmount: {e}");
             }

@@ -34,6 +34,7 @@ pub mod shard_store;
 
 use anyhow::{Context, Result};
 use corruption::CorruptionHandler;
+use dfs_ops::sd_notify;
 use dfs_proto::pki::Role;
 use dfs_proto::rpc::{client_endpoint, serve, server_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
@@ -186,6 +187,13 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
     );
 
     let service = NodeService::new(store, replicator, corruption);
+    // Listening, address written, registration under way: tell a service manager we
+    // serve (see `dfs_ops::sd_notify`), and that we stop when asked to.
+    sd_notify::notify_or_log(sd_notify::READY);
+    let shutdown = async {
+        shutdown.await;
+        sd_notify::notify_or_log(sd_notify::STOPPING);
+    };
     serve(endpoint, Arc::new(service), shutdown).await;
     // Requests already running in the blocking pool finish on their own (a put completes
     // its rename or leaves only a tmp file, removed at the next start).

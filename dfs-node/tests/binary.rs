@@ -169,3 +169,46 @@ fn scrubber_flags_find_and_delete_a_corrupt_shard() {
     );
     assert!(!text.contains("ERROR"), "{text}");
 }
+
+#[test]
+fn notifies_the_service_manager_when_serving() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let certs = tempfile::tempdir().unwrap();
+    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // An abstract socket, as systemd uses in containers: NOTIFY_SOCKET starts with '@'.
+    let name = format!("dfs-node-test-{}", std::process::id());
+    let sock =
+        UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    let child = node(&[
+        "--data",
+        &p(&data.path().join("d")),
+        "--coord",
+        "127.0.0.1:9",
+        "--certs",
+        &p(certs.path()),
+        "--cert-name",
+        "node-1",
+        "--capacity",
+        "1G",
+    ])
+    .env("NOTIFY_SOCKET", format!("@{name}"))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let first = sock.recv(&mut buf).map(|n| buf[..n].to_vec());
+    // SAFETY: kill(2) on the pid of a child we spawned and have not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let second = sock.recv(&mut buf).map(|n| buf[..n].to_vec());
+    let out = child.wait_with_output().unwrap();
+    let text = describe(&out);
+    assert_eq!(first.unwrap(), b"READY=1", "{text}");
+    assert_eq!(second.unwrap(), b"STOPPING=1", "{text}");
+    assert!(out.status.success(), "{text}");
+}

@@ -1,0 +1,9 @@
+//! Operations plumbing shared by the dfs daemons (`dfs-coord serve`, `dfs-node`,
+//! `dfs-fuse`): what a process needs to run as a managed service, as opposed to what it
+//! needs to speak the protocol (that is `dfs-proto`).
+//!
+//! # Layout
+//! - [`sd_notify`]: telling systemd (or any supervisor that sets `NOTIFY_SOCKET`) that the
+//!   daemon is ready, or stopping.
+
+pub mod sd_notify;
