@@ -1,6 +1,8 @@
 //! dfs-fuse: mounts a dfs cluster so ordinary programs can use it.
 //!
 //! # Layout
+//! - [`cli`]: the binary's flags, turned into a [`MountConfig`].
+//! - [`mount_helper`]: `mount.fuse.dfs`, what `mount -t fuse.dfs` and fstab lines run.
 //! - [`fuse`]: the only file that implements `fuser::Filesystem`; converts each kernel
 //!   request and hands it to the core on a tokio task.
 //! - [`fs`]: the filesystem core, async and kernel-free: namespace operations, open
@@ -16,10 +18,12 @@
 //! - [`errno`]: the one mapping from dfs error codes to errno.
 
 pub mod backend;
+pub mod cli;
 pub mod errno;
 pub mod file;
 pub mod fs;
 pub mod fuse;
+pub mod mount_helper;
 pub mod node_health;
 pub mod shard_cache;
 pub mod shard_io;
