@@ -4,7 +4,8 @@
 #   1. mount -t fuse.dfs HOST:PORT DIR -o certs=...,_netdev: mount(8) returns once the
 #      mount is there; a file written through it reads back identical through the
 #      cluster's other mount; umount ends the daemon;
-#   2. the same as an fstab line (mount -T TMPFSTAB DIR: /etc/fstab is not touched);
+#   2. the same as an fstab line whose certificates come from a TOML file (config=), with
+#      mount -T TMPFSTAB DIR so that /etc/fstab is not touched;
 #   3. a misspelt option and an unreachable coordinator make mount(8) fail, with the
 #      helper's message, and leave no mount and no process behind.
 # It installs /sbin/mount.fuse.dfs as a symlink for the duration of the test (mount(8)
@@ -67,8 +68,11 @@ umount "$M"
 mounted && fail "still mounted after umount"
 wait_until 50 no_daemon || fail "dfs-fuse still running 5 s after umount"
 
-step "fstab line (mount -T with a temporary fstab)"
-printf '# test fstab\n%s %s fuse.dfs %s,noauto,nofail 0 0\n' "$COORD" "$M" "$OPTS" >"$DIR/fstab"
+step "fstab line with config=FILE (mount -T with a temporary fstab)"
+# Certificates from a TOML file this time (dfs-fuse --config), the rest from the line.
+printf 'certs = "%s"\ncert_name = "client"\n' "$DIR/certs" >"$DIR/fuse.toml"
+printf '# test fstab\n%s %s fuse.dfs _netdev,noauto,nofail,config=%s,log=%s 0 0\n' \
+  "$COORD" "$M" "$DIR/fuse.toml" "$DIR/logs/mount-helper.log" >"$DIR/fstab"
 mount -T "$DIR/fstab" "$M" || fail "mount -T $DIR/fstab $M failed"
 mounted || fail "fstab mount not there after mount(8) returned"
 round_trip two

@@ -55,6 +55,11 @@ pub enum Command {
     },
     /// Run the coordinator until SIGTERM or SIGINT.
     Serve {
+        /// TOML file setting any of the flags below, keys spelt with underscores
+        /// (`node_timeout = "5s"`); flags on the command line win [default:
+        /// /etc/dfs/coord.toml, if it exists].
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
         /// Directory for the metadata store (meta.redb).
         #[arg(long)]
         data: PathBuf,
@@ -172,6 +177,26 @@ impl AdminConn {
     }
 }
 
+/// Where `dfs-coord serve` looks for its configuration file when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/dfs/coord.toml";
+
+impl Cli {
+    /// Parses the process's command line; for `serve`, merged over its configuration file
+    /// (see `dfs_ops::config_file`). Exits with clap's message on a bad flag.
+    pub fn from_env() -> Result<Cli> {
+        use clap::CommandFactory;
+        let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let serve = Cli::command().find_subcommand("serve").cloned();
+        let argv = match serve {
+            Some(serve) if argv.get(1).is_some_and(|a| a == "serve") => {
+                dfs_ops::config_file::merge_config(&serve, argv, 2, Path::new(DEFAULT_CONFIG))?
+            }
+            _ => argv,
+        };
+        Ok(Cli::parse_from(argv))
+    }
+}
+
 /// Runs one subcommand and returns the process exit code.
 pub fn run_cli(cli: Cli) -> Result<ExitCode> {
     if let Command::Fsck { conn } = &cli.command {
@@ -241,6 +266,7 @@ fn run_command(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Serve {
+            config: _,
             data,
             certs,
             cert_name,
@@ -318,4 +344,40 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => info!("SIGINT received, shutting down"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn example_config_file_parses() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/coord.toml");
+        let serve = Cli::command().find_subcommand("serve").cloned().unwrap();
+        let argv = dfs_ops::config_file::merge_config(
+            &serve,
+            vec![
+                "dfs-coord".into(),
+                "serve".into(),
+                "--replicas".into(),
+                "3".into(),
+            ],
+            2,
+            Path::new(example),
+        )
+        .unwrap();
+        let Command::Serve {
+            listen,
+            replicas,
+            repair_rate,
+            ..
+        } = Cli::try_parse_from(argv).unwrap().command
+        else {
+            panic!("not serve");
+        };
+        assert_eq!(listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!((replicas, repair_rate), (3, 64 << 20));
+    }
 }

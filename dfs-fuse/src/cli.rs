@@ -12,6 +12,11 @@ use std::time::Duration;
 pub struct Args {
     /// Directory to mount on.
     pub mountpoint: PathBuf,
+    /// TOML file setting any of the flags below, keys spelt with underscores
+    /// (`cert_name = "laptop"`); flags on the command line win [default:
+    /// /etc/dfs/fuse.toml, if it exists].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Coordinator address, host:port.
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub coord: String,
@@ -43,7 +48,23 @@ pub struct Args {
     pub ttl_ms: u64,
 }
 
+/// Where `dfs-fuse` looks for its configuration file when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/dfs/fuse.toml";
+
 impl Args {
+    /// Parses the process's command line merged over its configuration file (see
+    /// `dfs_ops::config_file`). Exits with clap's message on a bad flag.
+    pub fn from_env() -> anyhow::Result<Args> {
+        use clap::CommandFactory;
+        let argv = dfs_ops::config_file::merge_config(
+            &Args::command(),
+            std::env::args_os().collect(),
+            1,
+            std::path::Path::new(DEFAULT_CONFIG),
+        )?;
+        Ok(Args::parse_from(argv))
+    }
+
     /// The mount configuration these flags describe. `allow_other`: let every user use the
     /// mount (only root may grant that).
     pub fn into_config(self, allow_other: bool) -> MountConfig {
@@ -62,5 +83,30 @@ impl Args {
             meta_deadline: Duration::from_millis(self.meta_timeout_ms),
             allow_other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn example_config_file_parses() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/fuse.toml");
+        let argv = dfs_ops::config_file::merge_config(
+            &Args::command(),
+            vec!["dfs-fuse".into(), "/mnt/dfs".into()],
+            1,
+            std::path::Path::new(example),
+        )
+        .unwrap();
+        let a = Args::try_parse_from(argv).unwrap();
+        assert_eq!(a.mountpoint, PathBuf::from("/mnt/dfs"));
+        assert_eq!(
+            (a.coord.as_str(), a.cache_bytes),
+            ("10.0.0.1:7000", 64 << 20)
+        );
     }
 }

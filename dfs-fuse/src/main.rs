@@ -2,7 +2,6 @@
 //! `/sbin/mount.fuse.dfs`, the same binary is the helper `mount -t fuse.dfs` runs (see
 //! `mount_helper.rs`).
 
-use clap::Parser;
 use dfs_fuse::cli::Args;
 use dfs_fuse::mount_helper;
 use std::path::Path;
@@ -35,7 +34,7 @@ fn main() {
 }
 
 fn try_main() -> anyhow::Result<()> {
-    let a = Args::parse();
+    let a = Args::from_env()?;
     // As root, share the mount with every user and let the kernel enforce permissions.
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;

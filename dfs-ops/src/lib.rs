@@ -5,5 +5,8 @@
 //! # Layout
 //! - [`sd_notify`]: telling systemd (or any supervisor that sets `NOTIFY_SOCKET`) that the
 //!   daemon is ready, or stopping.
+//! - [`config_file`]: TOML files whose keys are the daemon's flags, merged under the
+//!   command line.
 
+pub mod config_file;
 pub mod sd_notify;
