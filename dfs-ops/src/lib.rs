@@ -7,6 +7,9 @@
 //!   daemon is ready, or stopping.
 //! - [`config_file`]: TOML files whose keys are the daemon's flags, merged under the
 //!   command line.
+//! - [`metrics`]: counters, gauges and histograms in the Prometheus text format, and
+//!   [`metrics::http`], the `GET /metrics` endpoint.
 
 pub mod config_file;
+pub mod metrics;
 pub mod sd_notify;
