@@ -27,6 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the `Serve` variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a cluster CA and certificates for a coordinator, N nodes, a client and an admin.
@@ -106,6 +108,10 @@ pub enum Command {
         /// Write the bound address to this file once listening.
         #[arg(long)]
         addr_file: Option<PathBuf>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (plain TCP, no TLS: pick an
+        /// address only your monitoring reaches), e.g. 127.0.0.1:9100 [default: off].
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Show the nodes of a running cluster and its replication state.
     Status {
@@ -281,6 +287,7 @@ fn run_command(command: Command) -> Result<()> {
             repair_rate,
             maintenance_interval,
             addr_file,
+            metrics_listen,
         } => {
             let settings = CoordSettings {
                 replicas,
@@ -303,6 +310,7 @@ fn run_command(command: Command) -> Result<()> {
                 cert_name,
                 settings,
                 addr_file,
+                metrics_listen,
             };
             runtime()?.block_on(async {
                 let shutdown = shutdown_signal()?;

@@ -61,6 +61,10 @@ pub struct Args {
     /// Pause between two full scrub passes, e.g. 30s, 10m, 1h, 2d.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
     pub scrub_interval: Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain TCP, no TLS: pick an address
+    /// only your monitoring reaches), e.g. 127.0.0.1:9101 [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Args {
@@ -90,6 +94,7 @@ impl Args {
             addr_file: self.addr_file,
             scrub_rate: self.scrub_rate,
             scrub_interval: self.scrub_interval,
+            metrics_listen: self.metrics_listen,
         }
     }
 }

@@ -13,6 +13,7 @@
 //!   the node's identity file.
 //! - [`shard_file`]: the byte layout of one shard file (header, per-block checksums, data).
 //! - [`durable`]: the crash-safe file-writing sequences, in one place.
+//! - [`metrics`]: the `--metrics-listen` endpoint and the node's storage gauges.
 //! - [`server`]: the request handler mapping `NodeRequest`s onto the shard store.
 //! - [`replication`]: `Replicate`, fetching a shard from another node (repair).
 //! - [`corruption`]: what happens to a copy found damaged: deleted, and reported to the
@@ -25,6 +26,7 @@
 pub mod config;
 pub mod corruption;
 pub mod durable;
+pub mod metrics;
 pub mod registration;
 pub mod replication;
 pub mod scrubber;
@@ -34,6 +36,8 @@ pub mod shard_store;
 
 use anyhow::{Context, Result};
 use corruption::CorruptionHandler;
+use dfs_ops::metrics::Registry;
+use dfs_ops::rpc_metrics::{Metered, RpcMetrics};
 use dfs_ops::sd_notify;
 use dfs_proto::pki::Role;
 use dfs_proto::rpc::{client_endpoint, serve, server_endpoint, RpcClient};
@@ -76,6 +80,8 @@ pub struct NodeConfig {
     pub scrub_rate: u64,
     /// Pause between two scrub passes.
     pub scrub_interval: Duration,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -101,6 +107,7 @@ impl NodeConfig {
             addr_file: None,
             scrub_rate: config::DEFAULT_SCRUB_RATE,
             scrub_interval: config::DEFAULT_SCRUB_INTERVAL,
+            metrics_listen: None,
         }
     }
 }
@@ -186,7 +193,19 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         .run(),
     );
 
-    let service = NodeService::new(store, replicator, corruption);
+    // Request metrics are always counted (a few atomic adds per request); they are only
+    // served when --metrics-listen is given. Bound before READY: a bad address fails the
+    // start instead of going unnoticed.
+    let registry = Registry::new();
+    let rpc_metrics = RpcMetrics::new(&registry);
+    let metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(metrics::start(addr, registry, store.clone()).await?),
+        None => None,
+    };
+    let service = Metered::new(
+        Arc::new(NodeService::new(store, replicator, corruption)),
+        rpc_metrics,
+    );
     // Listening, address written, registration under way: tell a service manager we
     // serve (see `dfs_ops::sd_notify`), and that we stop when asked to.
     sd_notify::notify_or_log(sd_notify::READY);
@@ -195,6 +214,9 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         sd_notify::notify_or_log(sd_notify::STOPPING);
     };
     serve(endpoint, Arc::new(service), shutdown).await;
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     // Requests already running in the blocking pool finish on their own (a put completes
     // its rename or leaves only a tmp file, removed at the next start).
     registration.abort();

@@ -9,7 +9,9 @@
 //!   command line.
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format, and
 //!   [`metrics::http`], the `GET /metrics` endpoint.
+//! - [`rpc_metrics`]: per-request metrics for the QUIC servers, as a handler wrapper.
 
 pub mod config_file;
 pub mod metrics;
+pub mod rpc_metrics;
 pub mod sd_notify;

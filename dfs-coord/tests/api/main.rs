@@ -6,6 +6,7 @@
 
 mod layout;
 mod maintenance;
+mod metrics;
 mod namespace;
 mod persist;
 mod quic;
