@@ -3,7 +3,8 @@
 # mount(8) runs, /sbin/mount.fuse.dfs (the dfs-fuse binary under that name):
 #   1. mount -t fuse.dfs HOST:PORT DIR -o certs=...,_netdev: mount(8) returns once the
 #      mount is there; a file written through it reads back identical through the
-#      cluster's other mount; umount ends the daemon;
+#      cluster's other mount; the mount's metrics endpoint counted the uploads; umount
+#      ends the daemon;
 #   2. the same as an fstab line whose certificates come from a TOML file (config=), with
 #      mount -T TMPFSTAB DIR so that /etc/fstab is not touched;
 #   3. a misspelt option and an unreachable coordinator make mount(8) fail, with the
@@ -58,12 +59,18 @@ round_trip() {
   cmp "$DIR/$1.src" "$M/$1" || fail "$1 differs when read back through the helper mount"
 }
 
-step "mount -t fuse.dfs $COORD $M -o $OPTS"
-mount -t fuse.dfs "$COORD" "$M" -o "$OPTS" || fail "mount(8) failed (see $DIR/logs/mount-helper.log)"
+MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+step "mount -t fuse.dfs $COORD $M -o $OPTS,metrics_listen=127.0.0.1:$MPORT"
+mount -t fuse.dfs "$COORD" "$M" -o "$OPTS,metrics_listen=127.0.0.1:$MPORT" || fail "mount(8) failed (see $DIR/logs/mount-helper.log)"
 # mount(8) has returned: the mount must be there already, not in a moment.
 mounted || fail "mount(8) returned before the mount existed"
 [[ -n $(daemon) ]] || fail "no dfs-fuse daemon behind the mount"
 round_trip one
+# The mount's own metrics saw the upload: 3 shards put on 2 nodes each.
+metrics=$(python3 -c "import urllib.request,sys; print(urllib.request.urlopen('http://127.0.0.1:$MPORT/metrics').read().decode())")
+puts=$(grep '^dfs_client_requests_total{server="node",op="put"}' <<<"$metrics" | awk '{print $2}')
+[[ ${puts:-0} -ge 6 ]] || fail "mount metrics show ${puts:-no} node puts, expected >= 6"
+grep -q '^dfs_client_sent_bytes_total 6000000$' <<<"$metrics" || fail "mount metrics: sent bytes $(grep sent_bytes <<<"$metrics")"
 umount "$M"
 mounted && fail "still mounted after umount"
 wait_until 50 no_daemon || fail "dfs-fuse still running 5 s after umount"

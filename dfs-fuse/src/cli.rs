@@ -46,6 +46,10 @@ pub struct Args {
     /// Kernel attribute/entry cache time, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub ttl_ms: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain TCP, no TLS), e.g.
+    /// 127.0.0.1:9102 [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Where `dfs-fuse` looks for its configuration file when `--config` is not given.
@@ -82,6 +86,7 @@ impl Args {
             ttl: Duration::from_millis(self.ttl_ms),
             meta_deadline: Duration::from_millis(self.meta_timeout_ms),
             allow_other,
+            metrics_listen: self.metrics_listen,
         }
     }
 }

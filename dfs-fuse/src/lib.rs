@@ -16,6 +16,8 @@
 //! - [`backend`]: what the core needs from the cluster, as a trait; [`backend::Remote`]
 //!   is the QUIC implementation.
 //! - [`errno`]: the one mapping from dfs error codes to errno.
+//! - [`metrics`]: the `--metrics-listen` endpoint's request metrics, as a [`Backend`]
+//!   wrapper.
 
 pub mod backend;
 pub mod cli;
@@ -23,6 +25,7 @@ pub mod errno;
 pub mod file;
 pub mod fs;
 pub mod fuse;
+pub mod metrics;
 pub mod mount_helper;
 pub mod node_health;
 pub mod shard_cache;
@@ -52,6 +55,8 @@ pub struct MountConfig {
     pub meta_deadline: Duration,
     /// Let every user use the mount (the kernel then checks POSIX permissions itself).
     pub allow_other: bool,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Mounts and serves until unmounted (umount, fusermount3 -u) or SIGTERM/SIGINT, after
@@ -69,10 +74,23 @@ pub fn run(cfg: MountConfig) -> Result<()> {
             cfg.certs.display()
         )
     })?;
+    let registry = dfs_ops::metrics::Registry::new();
     let backend = {
         let _g = rt.enter();
-        Arc::new(Remote::new(&tls, cfg.coord.clone(), cfg.meta_deadline)?)
+        let remote = Remote::new(&tls, cfg.coord.clone(), cfg.meta_deadline)?;
+        Arc::new(metrics::MeteredBackend::new(remote, &registry))
     };
+    if let Some(addr) = cfg.metrics_listen {
+        // Bound before mounting: a bad address fails the mount, not just the metrics.
+        let listener = rt.block_on(dfs_ops::metrics::http::bind(addr))?;
+        info!("metrics at http://{addr}/metrics");
+        rt.spawn(dfs_ops::metrics::http::serve(
+            listener,
+            registry,
+            || async {},
+            std::future::pending(),
+        ));
+    }
     // Fail now, with a clear message, rather than mount something that answers EIO.
     rt.block_on(async {
         match backend.meta(CoordRequest::StatFs).await {

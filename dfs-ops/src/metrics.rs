@@ -64,6 +64,9 @@ impl Registry {
     }
 
     fn add<M: Render + 'static>(&self, m: Arc<M>) -> Arc<M> {
+        // A metric without labels has exactly one series: show it (as 0) from the
+        // start, so a dashboard sees "none yet" rather than "no such metric".
+        m.touch_unlabelled();
         lock(&self.metrics).push(m.clone());
         m
     }
@@ -80,6 +83,8 @@ impl Registry {
 
 trait Render: Send + Sync {
     fn render(&self, out: &mut String);
+    /// Creates the one series of a metric that has no labels.
+    fn touch_unlabelled(&self);
 }
 
 /// A poisoned lock only means a thread panicked while holding it; the numbers inside are
@@ -181,6 +186,12 @@ impl Counter {
 }
 
 impl Render for Counter {
+    fn touch_unlabelled(&self) {
+        if self.meta.labels.is_empty() {
+            self.series.get(&[]);
+        }
+    }
+
     fn render(&self, out: &mut String) {
         self.meta.header(out, "counter");
         for (values, v) in self.series.snapshot() {
@@ -213,6 +224,12 @@ impl Gauge {
 }
 
 impl Render for Gauge {
+    fn touch_unlabelled(&self) {
+        if self.meta.labels.is_empty() {
+            self.series.get(&[]);
+        }
+    }
+
     fn render(&self, out: &mut String) {
         self.meta.header(out, "gauge");
         for (values, v) in self.series.snapshot() {
@@ -271,6 +288,10 @@ impl Histogram {
 }
 
 impl Render for Histogram {
+    // An empty histogram renders no series: Prometheus handles a histogram that appears
+    // with its first observation well.
+    fn touch_unlabelled(&self) {}
+
     fn render(&self, out: &mut String) {
         self.meta.header(out, "histogram");
         let name = &self.meta.name;

@@ -67,6 +67,18 @@ fn an_observation_on_a_bound_counts_in_that_bucket() {
 }
 
 #[test]
+fn unlabelled_metrics_show_zero_before_first_use() {
+    let r = Registry::new();
+    r.counter("a_total", "a", &[]);
+    r.gauge("b", "b", &[]);
+    r.counter("c_total", "c", &["op"]);
+    let text = r.render();
+    assert!(text.contains("\na_total 0\n"), "{text}");
+    assert!(text.contains("\nb 0\n"), "{text}");
+    assert!(!text.contains("c_total{"), "{text}");
+}
+
+#[test]
 fn counters_set_from_elsewhere() {
     let r = Registry::new();
     let c = r.counter("x_total", "x", &[]);
