@@ -553,18 +553,19 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
         crate::status::human_bytes(s.repair_rate),
         s.gc_grace
     );
-    let detector = tokio::spawn(down_detector(coord.clone()));
-    let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
-    // Bound, store open, address written: from here requests are answered, so a service
-    // manager may start what depends on us (see `dfs_ops::sd_notify`).
     // Request metrics are always counted; they are served only with --metrics-listen,
-    // bound before READY so that a bad address fails the start.
+    // bound before the background tasks start and before READY, so that a bad address
+    // fails the start cleanly.
     let registry = MetricsRegistry::new();
     let rpc_metrics = RpcMetrics::new(&registry);
     let metrics_server = match cfg.metrics_listen {
         Some(addr) => Some(crate::metrics::start(addr, registry, coord.clone()).await?),
         None => None,
     };
+    let detector = tokio::spawn(down_detector(coord.clone()));
+    let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
+    // Bound, store open, address written: from here requests are answered, so a service
+    // manager may start what depends on us (see `dfs_ops::sd_notify`).
     sd_notify::notify_or_log(sd_notify::READY);
     let shutdown = async {
         shutdown.await;

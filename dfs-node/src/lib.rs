@@ -167,6 +167,16 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         "dfs-node started"
     );
 
+    // Request metrics are always counted (a few atomic adds per request); they are only
+    // served when --metrics-listen is given. Bound before any background task starts and
+    // before READY: a bad address fails the start cleanly instead of going unnoticed.
+    let registry = Registry::new();
+    let rpc_metrics = RpcMetrics::new(&registry);
+    let metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(metrics::start(addr, registry, store.clone()).await?),
+        None => None,
+    };
+
     // The node dials the coordinator with its own certificate, whose role (node) is what
     // lets the coordinator accept its registration; it insists the other side is a
     // coordinator. One client endpoint (one UDP socket) serves every outgoing call; each
@@ -193,15 +203,6 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         .run(),
     );
 
-    // Request metrics are always counted (a few atomic adds per request); they are only
-    // served when --metrics-listen is given. Bound before READY: a bad address fails the
-    // start instead of going unnoticed.
-    let registry = Registry::new();
-    let rpc_metrics = RpcMetrics::new(&registry);
-    let metrics_server = match cfg.metrics_listen {
-        Some(addr) => Some(metrics::start(addr, registry, store.clone()).await?),
-        None => None,
-    };
     let service = Metered::new(
         Arc::new(NodeService::new(store, replicator, corruption)),
         rpc_metrics,

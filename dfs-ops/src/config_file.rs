@@ -33,6 +33,15 @@ pub fn merge_config(
     default_path: &Path,
 ) -> Result<Vec<OsString>> {
     let given = argv.get(at..).unwrap_or_default();
+    // `--help` and `--version` must work even when the file is broken: that is when
+    // someone reads the help.
+    let asks_help = given
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| matches!(a.to_str(), Some("-h" | "--help" | "-V" | "--version")));
+    if asks_help {
+        return Ok(argv);
+    }
     let path = match flag_value(given, CONFIG_FLAG) {
         Some(p) => PathBuf::from(p),
         None if default_path.exists() => default_path.to_path_buf(),

@@ -162,3 +162,12 @@ fn a_required_flag_in_neither_is_still_required() {
     let e = s.error(&[]);
     assert!(e.contains("--data"), "{e}");
 }
+
+#[test]
+fn help_works_with_a_broken_file() {
+    let s = Setup::new("this is not toml\n");
+    let argv: Vec<OsString> = ["daemon", "--help"].iter().map(OsString::from).collect();
+    let merged = merge_config(&Flags::command(), argv.clone(), 1, &s.path()).unwrap();
+    assert_eq!(merged, argv);
+    assert!(s.parse(&["--data", "/x"]).is_err());
+}
