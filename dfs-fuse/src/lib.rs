@@ -179,6 +179,9 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     }
     let r = session.run();
     info!("unmounted");
+    // Unmounted from outside (umount) rather than by a signal: say so too, so that
+    // systemd takes the exit that follows as a stop, not a crash.
+    dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::STOPPING);
     rt.shutdown_timeout(Duration::from_secs(2));
     r.context("FUSE session")
 }
