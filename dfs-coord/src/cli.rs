@@ -27,6 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the `Serve` variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a cluster CA and certificates for a coordinator, N nodes, a client and an admin.
@@ -65,6 +67,11 @@ pub enum Command {
     },
     /// Run the coordinator until SIGTERM or SIGINT.
     Serve {
+        /// TOML file setting any of the flags below, keys spelt with underscores
+        /// (`node_timeout = "5s"`); flags on the command line win [default:
+        /// /etc/dfs/coord.toml, if it exists].
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
         /// Directory for the metadata store (meta.redb).
         #[arg(long)]
         data: PathBuf,
@@ -111,6 +118,10 @@ pub enum Command {
         /// Write the bound address to this file once listening.
         #[arg(long)]
         addr_file: Option<PathBuf>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (plain TCP, no TLS: pick an
+        /// address only your monitoring reaches), e.g. 127.0.0.1:9100 [default: off].
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Show the nodes of a running cluster and its replication state.
     Status {
@@ -179,6 +190,26 @@ impl AdminConn {
                 .await
                 .with_context(|| format!("ask {coord} for {req:?}"))
         })
+    }
+}
+
+/// Where `dfs-coord serve` looks for its configuration file when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/dfs/coord.toml";
+
+impl Cli {
+    /// Parses the process's command line; for `serve`, merged over its configuration file
+    /// (see `dfs_ops::config_file`). Exits with clap's message on a bad flag.
+    pub fn from_env() -> Result<Cli> {
+        use clap::CommandFactory;
+        let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let serve = Cli::command().find_subcommand("serve").cloned();
+        let argv = match serve {
+            Some(serve) if argv.get(1).is_some_and(|a| a == "serve") => {
+                dfs_ops::config_file::merge_config(&serve, argv, 2, Path::new(DEFAULT_CONFIG))?
+            }
+            _ => argv,
+        };
+        Ok(Cli::parse_from(argv))
     }
 }
 
@@ -261,6 +292,7 @@ fn run_command(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Serve {
+            config: _,
             data,
             certs,
             cert_name,
@@ -275,6 +307,7 @@ fn run_command(command: Command) -> Result<()> {
             repair_rate,
             maintenance_interval,
             addr_file,
+            metrics_listen,
         } => {
             let settings = CoordSettings {
                 replicas,
@@ -297,6 +330,7 @@ fn run_command(command: Command) -> Result<()> {
                 cert_name,
                 settings,
                 addr_file,
+                metrics_listen,
             };
             runtime()?.block_on(async {
                 let shutdown = shutdown_signal()?;
@@ -338,4 +372,40 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => info!("SIGINT received, shutting down"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn example_config_file_parses() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/coord.toml");
+        let serve = Cli::command().find_subcommand("serve").cloned().unwrap();
+        let argv = dfs_ops::config_file::merge_config(
+            &serve,
+            vec![
+                "dfs-coord".into(),
+                "serve".into(),
+                "--replicas".into(),
+                "3".into(),
+            ],
+            2,
+            Path::new(example),
+        )
+        .unwrap();
+        let Command::Serve {
+            listen,
+            replicas,
+            repair_rate,
+            ..
+        } = Cli::try_parse_from(argv).unwrap().command
+        else {
+            panic!("not serve");
+        };
+        assert_eq!(listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!((replicas, repair_rate), (3, 64 << 20));
+    }
 }

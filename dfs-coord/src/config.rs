@@ -103,6 +103,8 @@ pub struct CoordConfig {
     pub settings: CoordSettings,
     /// If set, the bound address is written there once listening (useful with port 0).
     pub addr_file: Option<PathBuf>,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Parses a byte size: a number with an optional binary suffix `K`, `M` or `G` (an

@@ -20,6 +20,8 @@
 //! - [`maintenance`]: the background pass (and [`NodeSender`], how it reaches nodes) that
 //!   drives `repair` (re-replication after a node is lost, surplus removal when it
 //!   returns) and `gc` (deleting shards no file uses, after a grace period).
+//! - `metrics`: the `--metrics-listen` endpoint's cluster gauges (nodes, space, shards,
+//!   under-replicated shards, repair queue).
 //! - `fsck`: the `Fsck` consistency report and `ReportCorrupt` from nodes.
 //! - `decommission`: draining and removing nodes (`DrainNode`, `RemoveNode`) and
 //!   `Locate`, for the `dfs` admin command.
@@ -48,6 +50,7 @@ mod fsck;
 mod gc;
 mod layout;
 pub mod maintenance;
+mod metrics;
 mod namespace;
 mod placement;
 mod registry;

@@ -13,6 +13,9 @@ use crate::registry::{apply_inventory, Registry};
 use crate::store::{ReadTables, Store, StoredSettings, Tables};
 use crate::{layout, namespace, placement, xattr};
 use anyhow::Context;
+use dfs_ops::metrics::Registry as MetricsRegistry;
+use dfs_ops::rpc_metrics::{Metered, RpcMetrics};
+use dfs_ops::sd_notify;
 use dfs_proto::coord_msg::{
     ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime, RepairStatus,
 };
@@ -462,7 +465,7 @@ impl Coordinator {
         Ok(())
     }
 
-    async fn status(&self) -> WireResult<ClusterStatus> {
+    pub(crate) async fn status(&self) -> WireResult<ClusterStatus> {
         let (mut nodes, counted, draining) = {
             let reg = self.registry();
             (reg.infos(Instant::now()), reg.counted(), reg.draining())
@@ -567,9 +570,34 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
         crate::status::human_bytes(s.repair_rate),
         s.gc_grace
     );
+    // Request metrics are always counted; they are served only with --metrics-listen,
+    // bound before the background tasks start and before READY, so that a bad address
+    // fails the start cleanly.
+    let registry = MetricsRegistry::new();
+    let rpc_metrics = RpcMetrics::new(&registry);
+    let metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(crate::metrics::start(addr, registry, coord.clone()).await?),
+        None => None,
+    };
     let detector = tokio::spawn(down_detector(coord.clone()));
     let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
-    serve_with(endpoint.clone(), coord, ServerOptions::new(&tls), shutdown).await;
+    // Bound, store open, address written: from here requests are answered, so a service
+    // manager may start what depends on us (see `dfs_ops::sd_notify`).
+    sd_notify::notify_or_log(sd_notify::READY);
+    let shutdown = async {
+        shutdown.await;
+        sd_notify::notify_or_log(sd_notify::STOPPING);
+    };
+    serve_with(
+        endpoint.clone(),
+        Arc::new(Metered::new(coord, rpc_metrics)),
+        ServerOptions::new(&tls),
+        shutdown,
+    )
+    .await;
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     detector.abort();
     maintenance.abort();
     // Give clients a moment to receive the close; nothing is lost if they do not.

@@ -14,6 +14,7 @@
 //! - [`shard_file`]: the byte layout of one shard file (header, per-block checksums, data).
 //! - [`durable`]: the crash-safe file-writing sequences, in one place.
 //! - [`access`]: the access table, which certificate roles may send which request.
+//! - [`metrics`]: the `--metrics-listen` endpoint and the node's storage gauges.
 //! - [`server`]: the request handler mapping `NodeRequest`s onto the shard store.
 //! - [`replication`]: `Replicate`, fetching a shard from another node (repair).
 //! - [`corruption`]: what happens to a copy found damaged: deleted, and reported to the
@@ -27,6 +28,7 @@ pub mod access;
 pub mod config;
 pub mod corruption;
 pub mod durable;
+pub mod metrics;
 pub mod registration;
 pub mod replication;
 pub mod scrubber;
@@ -36,6 +38,9 @@ pub mod shard_store;
 
 use anyhow::{Context, Result};
 use corruption::CorruptionHandler;
+use dfs_ops::metrics::Registry;
+use dfs_ops::rpc_metrics::{Metered, RpcMetrics};
+use dfs_ops::sd_notify;
 use dfs_proto::pki::Role;
 use dfs_proto::rpc::{client_endpoint, serve_with, server_endpoint, RpcClient, ServerOptions};
 use dfs_proto::tls::ClusterTls;
@@ -77,6 +82,8 @@ pub struct NodeConfig {
     pub scrub_rate: u64,
     /// Pause between two scrub passes.
     pub scrub_interval: Duration,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -102,6 +109,7 @@ impl NodeConfig {
             addr_file: None,
             scrub_rate: config::DEFAULT_SCRUB_RATE,
             scrub_interval: config::DEFAULT_SCRUB_INTERVAL,
+            metrics_listen: None,
         }
     }
 }
@@ -161,6 +169,16 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         "dfs-node started"
     );
 
+    // Request metrics are always counted (a few atomic adds per request); they are only
+    // served when --metrics-listen is given. Bound before any background task starts and
+    // before READY: a bad address fails the start cleanly instead of going unnoticed.
+    let registry = Registry::new();
+    let rpc_metrics = RpcMetrics::new(&registry);
+    let metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(metrics::start(addr, registry, store.clone()).await?),
+        None => None,
+    };
+
     // The node dials the coordinator with its own certificate, whose role (node) is what
     // lets the coordinator accept its registration; it insists the other side is a
     // coordinator. One client endpoint (one UDP socket) serves every outgoing call; each
@@ -187,7 +205,17 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         .run(),
     );
 
-    let service = NodeService::new(store, replicator, corruption);
+    let service = Metered::new(
+        Arc::new(NodeService::new(store, replicator, corruption)),
+        rpc_metrics,
+    );
+    // Listening, address written, registration under way: tell a service manager we
+    // serve (see `dfs_ops::sd_notify`), and that we stop when asked to.
+    sd_notify::notify_or_log(sd_notify::READY);
+    let shutdown = async {
+        shutdown.await;
+        sd_notify::notify_or_log(sd_notify::STOPPING);
+    };
     serve_with(
         endpoint,
         Arc::new(service),
@@ -195,6 +223,9 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         shutdown,
     )
     .await;
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     // Requests already running in the blocking pool finish on their own (a put completes
     // its rename or leaves only a tmp file, removed at the next start).
     registration.abort();

@@ -55,6 +55,7 @@ async fn dfs_status_where_drain_remove_against_a_real_coordinator() {
         cert_name: "coord".into(),
         settings: CoordSettings::default(),
         addr_file: Some(addr_file.clone()),
+        metrics_listen: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(dfs_coord::run(cfg, async {

@@ -10,6 +10,7 @@ mod decommission;
 mod dfs_cli;
 mod layout;
 mod maintenance;
+mod metrics;
 mod namespace;
 mod persist;
 mod quic;

@@ -27,6 +27,7 @@ async fn serve(certs: &Path) -> Served {
         cert_name: "coord".into(),
         settings: CoordSettings::default(),
         addr_file: Some(addr_file.clone()),
+        metrics_listen: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(dfs_coord::run(cfg, async {
