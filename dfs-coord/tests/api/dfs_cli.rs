@@ -153,7 +153,9 @@ async fn dfs_status_where_drain_remove_against_a_real_coordinator() {
     assert!(looked.stderr.contains("dfs-admin"), "{}", looked.stderr);
     let refused = dfs(&not_admin, &["node", "drain", "abcd", "--no-wait"], 4).await;
     assert!(
-        refused.stderr.contains("needs a certificate with role dfs-admin"),
+        refused
+            .stderr
+            .contains("needs a certificate with role dfs-admin"),
         "{}",
         refused.stderr
     );
