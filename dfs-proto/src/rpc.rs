@@ -25,7 +25,7 @@ use rustls::pki_types::CertificateDer;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -65,6 +65,10 @@ pub struct Limits {
     /// Connections (including ones still in their handshake) served at once. Beyond it a
     /// new connection is refused at once rather than queued.
     pub max_connections: usize,
+    /// Connections from one IP address. Lower than `max_connections`, so that one
+    /// misbehaving host cannot take every slot; generous, because a NAT may hide many
+    /// mounts behind one address.
+    pub max_connections_per_ip: usize,
     /// Time a peer has, once it opened a request stream, to deliver the whole request
     /// frame. A peer trickling one byte a second ("slowloris") loses the stream after this
     /// instead of holding it forever. 1 MiB needs ~1 s even at 10 Mbit/s; 8 MiB, 7 s.
@@ -84,6 +88,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 1024,
+            max_connections_per_ip: 256,
             request_timeout: Duration::from_secs(30),
             idle_connection_timeout: Duration::from_secs(300),
             max_request_bytes: 512 << 20,
@@ -145,6 +150,7 @@ pub async fn serve_with<Req, Resp, H>(
 {
     let limits = opts.limits;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
     let budget = Arc::new(Semaphore::new(limits.max_request_bytes));
     tokio::pin!(shutdown);
     loop {
@@ -162,10 +168,20 @@ pub async fn serve_with<Req, Resp, H>(
             incoming.refuse();
             continue;
         };
+        let Some(ip_slot) = IpSlot::take(&per_ip, remote.ip(), limits.max_connections_per_ip)
+        else {
+            warn!(
+                %remote,
+                "refused connection: {} connections from this address already",
+                limits.max_connections_per_ip
+            );
+            incoming.refuse();
+            continue;
+        };
         let handler = handler.clone();
         let (budget, deny) = (budget.clone(), opts.deny.clone());
         tokio::spawn(async move {
-            let _slot = slot;
+            let _slots = (slot, ip_slot);
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
@@ -191,6 +207,39 @@ pub async fn serve_with<Req, Resp, H>(
         });
     }
     endpoint.close(0u32.into(), b"shutting down");
+}
+
+/// One connection's place in the per-address count; given back when dropped.
+struct IpSlot {
+    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    fn take(map: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            map: map.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// What every stream of one connection needs besides the handler.

@@ -53,6 +53,7 @@ async fn idle_and_trickling_peers_do_not_slow_a_normal_client() {
         certs.path(),
         Limits {
             max_connections: 100,
+            max_connections_per_ip: 100,
             request_timeout,
             idle_connection_timeout: Duration::from_secs(60),
             max_request_bytes: 64 << 20,
@@ -140,6 +141,7 @@ async fn connections_beyond_the_cap_are_refused_and_idle_ones_closed() {
         certs.path(),
         Limits {
             max_connections: 4,
+            max_connections_per_ip: 4,
             request_timeout: Duration::from_secs(5),
             idle_connection_timeout: Duration::from_millis(800),
             max_request_bytes: 64 << 20,
@@ -173,4 +175,39 @@ async fn connections_beyond_the_cap_are_refused_and_idle_ones_closed() {
         .await
         .unwrap();
     assert_eq!(r, "back");
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_slot() {
+    let certs = tempfile::tempdir().unwrap();
+    pki::init_dir(certs.path(), "t", 0).unwrap();
+    let addr = start(
+        certs.path(),
+        Limits {
+            max_connections: 10,
+            max_connections_per_ip: 2,
+            ..Limits::default()
+        },
+    );
+    let ep = raw_endpoint(certs.path());
+    let a = ep.connect(addr, "dfs-coord").unwrap().await.unwrap();
+    let b = ep.connect(addr, "dfs-coord").unwrap().await.unwrap();
+    let third = ep.connect(addr, "dfs-coord").unwrap().await;
+    assert!(
+        third.is_err(),
+        "a third connection from 127.0.0.1 was accepted"
+    );
+    // Closing one gives its place back.
+    a.close(0u32.into(), b"bye");
+    drop(a);
+    let mut again = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Ok(c) = ep.connect(addr, "dfs-coord").unwrap().await {
+            again = Some(c);
+            break;
+        }
+    }
+    assert!(again.is_some(), "the freed place was never given back");
+    drop(b);
 }
