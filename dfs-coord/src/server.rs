@@ -557,9 +557,6 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
         "coordinator listening on {local} (replicas {}, min copies {}, shard size {}, node timeout {:?})",
         s.replicas, s.min_copies, s.shard_size, s.node_timeout
     );
-    if let Some(p) = &cfg.addr_file {
-        write_addr_file(p, local)?;
-    }
     // Maintenance talks to nodes as the coordinator, with its own certificate.
     coord.set_node_sender(Arc::new(RpcNodeSender::new(&tls)?));
     info!(
@@ -579,6 +576,11 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
         Some(addr) => Some(crate::metrics::start(addr, registry, coord.clone()).await?),
         None => None,
     };
+    // The address file tells scripts and tests the coordinator is up: written once
+    // everything it serves, metrics included, is bound.
+    if let Some(p) = &cfg.addr_file {
+        write_addr_file(p, local)?;
+    }
     let detector = tokio::spawn(down_detector(coord.clone()));
     let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
     // Bound, store open, address written: from here requests are answered, so a service

@@ -144,15 +144,6 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
             bound.to_string()
         }
     };
-    if let Some(path) = &cfg.addr_file {
-        // Atomic replace: a script polling for the file never reads half an address.
-        let (p, text) = (path.clone(), format!("{advertised}\n"));
-        tokio::task::spawn_blocking(move || durable::write_atomic(&p, text.as_bytes()))
-            .await
-            .context("write address file")?
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-
     let stats = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.stats())
@@ -178,6 +169,16 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         Some(addr) => Some(metrics::start(addr, registry, store.clone()).await?),
         None => None,
     };
+    // The address file tells scripts and tests that the node is up: written only once
+    // everything it serves, metrics included, is bound.
+    if let Some(path) = &cfg.addr_file {
+        // Atomic replace: a script polling for the file never reads half an address.
+        let (p, text) = (path.clone(), format!("{advertised}\n"));
+        tokio::task::spawn_blocking(move || durable::write_atomic(&p, text.as_bytes()))
+            .await
+            .context("write address file")?
+            .with_context(|| format!("write {}", path.display()))?;
+    }
 
     // The node dials the coordinator with its own certificate, whose role (node) is what
     // lets the coordinator accept its registration; it insists the other side is a
