@@ -17,3 +17,8 @@ teardown() {
   fi
   return 0
 }
+
+# A test stopped by a signal (timeout(1) sends SIGTERM) must count as failed: without
+# these, the EXIT trap can see status 0 and delete the logs of a run that never finished.
+trap 'exit 143' TERM
+trap 'exit 130' INT
