@@ -361,6 +361,15 @@ impl<B: Backend> Fs<B> {
         expect!(self.meta(CoordRequest::StatFs).await?, FsStats, "StatFs")
     }
 
+    /// fsyncdir: the coordinator makes namespace changes durable a fraction of a second
+    /// after acknowledging them; this makes every change so far durable now.
+    pub async fn sync_namespace(&self) -> WireResult<()> {
+        match self.meta(CoordRequest::Sync).await? {
+            CoordResponse::Unit => Ok(()),
+            _ => Err(WireError::unexpected("Sync")),
+        }
+    }
+
     // ---- directories ----------------------------------------------------------------
 
     /// Takes a snapshot of the directory (all pages), so a listing is consistent even if

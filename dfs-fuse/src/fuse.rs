@@ -545,8 +545,10 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Every namespace change is committed by the coordinator before it is acknowledged.
-        reply.ok();
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            reply_empty(reply, fs.sync_namespace().await);
+        });
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -343,6 +343,10 @@ pub enum CoordRequest {
     /// uploads are never collected however long its write takes; a dead writer's expire
     /// one grace period after its last touch. -> `Unit`.
     Touch { shards: Vec<ShardId> },
+    /// Make every namespace change acknowledged so far durable (fsyncdir). Namespace
+    /// changes are otherwise made durable within a fraction of a second, and a file's
+    /// `Commit` makes everything before it durable. -> `Unit`.
+    Sync,
 }
 
 /// One shard with a problem, for `Fsck`.
