@@ -413,6 +413,12 @@ impl<B: Backend> Fs<B> {
             .ok_or_else(|| WireError::invalid(format!("no open directory handle {fh}")))
     }
 
+    /// The attributes `lookup` would give for a listed entry: the listing's, with this
+    /// mount's uncommitted writes overlaid (for readdirplus).
+    pub async fn listed_attr(&self, attr: Attr) -> Attr {
+        self.overlay(attr).await
+    }
+
     pub fn releasedir(&self, fh: u64) {
         lock(&self.dirs).remove(&fh);
     }
