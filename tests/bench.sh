@@ -71,11 +71,12 @@ teardown() {
   [[ -n $BINDFS_PID ]] && kill "$BINDFS_PID" 2>/dev/null
   rm -rf --one-file-system "$WORK"
 }
-trap teardown EXIT
-trap 'exit 130' INT TERM
-
+# Checked before the traps are set: a run that refuses to start must not tear down
+# another run's clusters.
 [[ -e $WORK ]] && die "$WORK exists: a previous run still there? (remove it, or set BENCH_DIR)"
 mkdir -p "$WORK"
+trap teardown EXIT
+trap 'exit 130' INT TERM
 mount_of() { # SYSTEM -> its mount point
   case $1 in
     dfs) echo "$WORK/dfs/mnt" ;;
