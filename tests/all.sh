@@ -3,6 +3,7 @@
 #   1. formatting and lints
 #   2. unit, protocol and in-process cluster tests (cargo test)
 #   3. real processes and a real FUSE mount: smoke.sh, posix.sh, unmount.sh, fsx.sh,
+#      mount-helper.sh (mount -t fuse.dfs and fstab), cli.sh (the dfs admin command)
 #      and the fault scenarios in faults/
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +27,10 @@ step "tests/unmount.sh"
 tests/unmount.sh
 step "tests/fsx.sh"
 tests/fsx.sh
+step "tests/mount-helper.sh"
+tests/mount-helper.sh
+step "tests/cli.sh (the dfs admin command)"
+tests/cli.sh
 step "tests/faults/all.sh"
 tests/faults/all.sh
 step "all tests passed"

@@ -55,7 +55,10 @@ impl Coordinator {
     /// Scans the shard map: referenced shards with no live copy (missing) or too few
     /// (under-replicated), and garbage awaiting collection.
     pub(crate) async fn fsck(&self) -> WireResult<FsckReport> {
-        let up = self.registry().up();
+        let (up, counted) = {
+            let reg = self.registry();
+            (reg.up(), reg.counted())
+        };
         let replicas = self.settings.replicas as usize;
         let (unknown, corrupt): (HashSet<ShardId>, u64) = {
             let m = self.maint();
@@ -77,21 +80,25 @@ impl Coordinator {
                     continue;
                 }
                 report.shards += 1;
-                let live = rec
-                    .locations
-                    .iter()
-                    .filter(|n| up.contains_key(&NodeId(**n)))
-                    .count();
+                let on = |nodes: &crate::layout::UpNodes| {
+                    rec.locations
+                        .iter()
+                        .filter(|n| nodes.contains_key(&NodeId(**n)))
+                        .count()
+                };
+                // Missing = no readable copy at all; under-replicated = fewer copies than
+                // wanted on nodes that stay (a draining node's copy is readable but leaving).
+                let (live, kept) = (on(&up), on(&counted));
                 let issue = ShardIssue {
                     id,
-                    live_copies: u32::try_from(live).unwrap_or(u32::MAX),
+                    live_copies: u32::try_from(kept).unwrap_or(u32::MAX),
                     files: Vec::new(),
                 };
                 if live == 0 {
                     if report.missing.len() < MAX_ISSUES {
                         report.missing.push(issue);
                     }
-                } else if live < replicas && report.under_replicated.len() < MAX_ISSUES {
+                } else if kept < replicas && report.under_replicated.len() < MAX_ISSUES {
                     report.under_replicated.push(issue);
                 }
             }

@@ -93,6 +93,7 @@ pub(crate) fn get_layout(
     limit: u32,
     shard_size: u32,
     up: &UpNodes,
+    draining: &[NodeId],
 ) -> WireResult<Layout> {
     let node = r.must_inode(ino)?;
     check_file(node.kind, ino)?;
@@ -100,10 +101,13 @@ pub(crate) fn get_layout(
     let to = from.saturating_add(limit);
     let mut shards = Vec::new();
     for (index, id, len) in r.layout_range(ino, from, to)? {
-        let holders = match r.shard(&id)? {
+        let mut holders = match r.shard(&id)? {
             Some(rec) => live_holders(&rec.locations, up),
             None => Vec::new(),
         };
+        // Readers try holders in order: send them to a draining node last, since its
+        // copy is about to be deleted.
+        holders.sort_by_key(|h| draining.contains(&h.id));
         shards.push(LayoutShard {
             index,
             id,

@@ -14,13 +14,20 @@
 //! - `layout`: file layouts, shard reference counts and locations; `Commit` and truncate.
 //! - `registry`: storage nodes, heartbeats, Up/Down, inventories.
 //! - `placement`: choosing nodes for new shards, weighted by free space.
+//! - [`access`]: the access table, which certificate roles may send which request.
 //! - [`server`]: the [`Coordinator`] (one `match` over every request) and [`run`], which
 //!   serves it over QUIC.
 //! - [`maintenance`]: the background pass (and [`NodeSender`], how it reaches nodes) that
 //!   drives `repair` (re-replication after a node is lost, surplus removal when it
 //!   returns) and `gc` (deleting shards no file uses, after a grace period).
+//! - `metrics`: the `--metrics-listen` endpoint's cluster gauges (nodes, space, shards,
+//!   under-replicated shards, repair queue).
 //! - `fsck`: the `Fsck` consistency report and `ReportCorrupt` from nodes.
+//! - `decommission`: draining and removing nodes (`DrainNode`, `RemoveNode`) and
+//!   `Locate`, for the `dfs` admin command.
 //! - [`cli`] and [`status`]: the `dfs-coord` command line and its status output.
+//! - [`admin`]: the `dfs` administrator's command (status, fsck, where, node drain and
+//!   remove), sharing `status`'s output.
 
 //!
 //! # Where this differs from a local Linux filesystem
@@ -34,12 +41,16 @@
 //! - A new file in a set-group-ID directory keeps any set-group-ID bit it was created
 //!   with, because the coordinator does not know the caller's supplementary groups.
 
+pub mod access;
+pub mod admin;
 pub mod cli;
 pub mod config;
+mod decommission;
 mod fsck;
 mod gc;
 mod layout;
 pub mod maintenance;
+mod metrics;
 mod namespace;
 mod placement;
 mod registry;

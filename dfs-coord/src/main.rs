@@ -1,6 +1,5 @@
 //! `dfs-coord`: parses the command line and runs the chosen subcommand (see `cli.rs`).
 
-use clap::Parser;
 use dfs_coord::cli::{run_cli, Cli};
 use std::process::ExitCode;
 
@@ -15,7 +14,7 @@ fn main() -> ExitCode {
 }
 
 fn try_main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = Cli::from_env()?;
     // Logs go to stderr so that `status --json` output stays clean on stdout.
     tracing_subscriber::fmt()
         // Colour codes only for a person at a terminal, not in log files.

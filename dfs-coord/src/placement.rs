@@ -38,8 +38,13 @@ pub(crate) fn choose(
         .iter()
         .filter(|(id, e)| {
             let avail = e.available(now);
-            // A node reporting no free space at all is full, even for an empty shard.
-            e.state == NodeState::Up && !exclude.contains(id) && avail >= size && avail > 0
+            // A node reporting no free space at all is full, even for an empty shard. A
+            // draining node is being emptied: nothing new goes there.
+            e.state == NodeState::Up
+                && !e.draining
+                && !exclude.contains(id)
+                && avail >= size
+                && avail > 0
         })
         .map(|(id, e)| (*id, i128::from(e.available(now))))
         .collect();
@@ -90,11 +95,17 @@ pub(crate) fn place(
     now: Instant,
 ) -> WireResult<Vec<Placement>> {
     let up: UpNodes = reg.up();
+    let counted: UpNodes = reg.counted();
     let mut out = Vec::with_capacity(shards.len());
     let mut reserved: Vec<(NodeId, u64)> = Vec::new();
     for (i, (id, size)) in shards.iter().enumerate() {
         let holders = live_holders(locations.get(i).map_or(&[][..], |l| &l[..]), &up);
-        let need = (replicas as usize).saturating_sub(holders.len());
+        // A copy on a draining node can be read but does not count: it is about to go.
+        let kept = holders
+            .iter()
+            .filter(|h| counted.contains_key(&h.id))
+            .count();
+        let need = (replicas as usize).saturating_sub(kept);
         let mut exclude: Vec<NodeId> = holders.iter().map(|h| h.id).collect();
         exclude.extend(avoid.get(i).into_iter().flatten().copied());
         let picked = choose(reg, &exclude, need, u64::from(*size), now);

@@ -7,10 +7,16 @@
 //! new shards and is left out of the holders clients are told to read from. When it
 //! heartbeats again it is Up again.
 //!
-//! The registry is in memory. Only each node's address is persisted; after a coordinator
-//! restart every known node is Down until it registers, because nothing proves it alive.
+//! The registry is in memory. Only each node's address and administrative state
+//! (draining, removed) are persisted; after a coordinator restart every known node is Down
+//! until it registers, because nothing proves it alive.
+//!
+//! Draining is the administrator's way to empty a node before taking it away: a draining
+//! node stays readable, but gets no new shards and its copies do not count towards the
+//! replication factor, so repair sees its shards as under-replicated and copies them
+//! elsewhere (see `decommission.rs`).
 
-use crate::store::Tables;
+use crate::store::{NodeAdmin, Tables};
 use dfs_proto::coord_msg::{NodeInfo, NodeState};
 use dfs_proto::node_msg::NodeStats;
 use dfs_proto::{NodeId, ShardId, WireError, WireResult};
@@ -40,6 +46,8 @@ pub(crate) struct NodeEntry {
     /// When the node last became Up. The most recent comer is the one whose copies are
     /// surplus when a shard has too many.
     pub up_since: Option<Instant>,
+    /// Being drained (see the module comment).
+    pub draining: bool,
 }
 
 impl NodeEntry {
@@ -54,6 +62,7 @@ impl NodeEntry {
             cursor: 0,
             down_since: None,
             up_since: None,
+            draining: false,
         }
     }
 
@@ -85,22 +94,65 @@ pub(crate) struct Registry {
     pub nodes: BTreeMap<NodeId, NodeEntry>,
     /// Shards listed so far by each node's inventory in progress.
     inventories: HashMap<NodeId, HashSet<ShardId>>,
+    /// Nodes an administrator removed: refused if they register again.
+    removed: HashSet<NodeId>,
 }
 
 impl Registry {
-    /// Nodes known from the store, all Down (since `now`) until they register.
-    pub fn load(known: Vec<(u64, String)>, now: Instant) -> Registry {
-        Registry {
-            nodes: known
-                .into_iter()
-                .map(|(id, addr)| {
-                    let mut e = NodeEntry::new(addr);
-                    e.down_since = Some(now);
-                    (NodeId(id), e)
-                })
-                .collect(),
-            inventories: HashMap::new(),
+    /// Nodes known from the store, all Down (since `now`) until they register, with the
+    /// administrative states recorded for them.
+    pub fn load(known: Vec<(u64, String)>, admin: &[(u64, NodeAdmin)], now: Instant) -> Registry {
+        let mut nodes: BTreeMap<NodeId, NodeEntry> = known
+            .into_iter()
+            .map(|(id, addr)| {
+                let mut e = NodeEntry::new(addr);
+                e.down_since = Some(now);
+                (NodeId(id), e)
+            })
+            .collect();
+        let mut removed = HashSet::new();
+        for (id, state) in admin {
+            match state {
+                NodeAdmin::Draining => {
+                    if let Some(e) = nodes.get_mut(&NodeId(*id)) {
+                        e.draining = true;
+                    }
+                }
+                NodeAdmin::Removed => {
+                    removed.insert(NodeId(*id));
+                }
+            }
         }
+        Registry {
+            nodes,
+            inventories: HashMap::new(),
+            removed,
+        }
+    }
+
+    /// Whether an administrator removed this node (it may not register again).
+    pub fn is_removed(&self, id: NodeId) -> bool {
+        self.removed.contains(&id)
+    }
+
+    /// Marks a known node draining; `NotFound` if the node is unknown.
+    pub fn set_draining(&mut self, id: NodeId) -> WireResult<()> {
+        match self.nodes.get_mut(&id) {
+            Some(e) => {
+                e.draining = true;
+                Ok(())
+            }
+            None => Err(WireError::not_found(format!(
+                "no node {id} in this cluster"
+            ))),
+        }
+    }
+
+    /// Forgets a node for good (see `RemoveNode`).
+    pub fn remove(&mut self, id: NodeId) {
+        self.nodes.remove(&id);
+        self.inventories.remove(&id);
+        self.removed.insert(id);
     }
 
     /// A node (re)starts; it is Up from now on.
@@ -182,7 +234,10 @@ impl Registry {
                     NodeState::Up => Holder::Up {
                         addr: e.addr.clone(),
                         since: e.up_since,
+                        draining: e.draining,
                     },
+                    // A draining node's copies do not count anyway: no grace to wait for.
+                    NodeState::Down if e.draining => Holder::Gone,
                     NodeState::Down => {
                         let down_for = e
                             .down_since
@@ -212,11 +267,31 @@ impl Registry {
             .collect()
     }
 
-    /// Sum of (capacity, used, free) over Up nodes.
+    /// Up nodes that are not draining: those whose copies count towards the replication
+    /// factor.
+    pub fn counted(&self) -> HashMap<NodeId, String> {
+        self.nodes
+            .iter()
+            .filter(|(_, e)| e.state == NodeState::Up && !e.draining)
+            .map(|(id, e)| (*id, e.addr.clone()))
+            .collect()
+    }
+
+    /// Draining nodes.
+    pub fn draining(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, e)| e.draining)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Sum of (capacity, used, free) over Up nodes that are not draining: the space new
+    /// data can use (a draining node's is about to leave).
     pub fn up_totals(&self) -> (u64, u64, u64) {
         self.nodes
             .values()
-            .filter(|e| e.state == NodeState::Up)
+            .filter(|e| e.state == NodeState::Up && !e.draining)
             .fold((0u64, 0u64, 0u64), |(c, u, f), e| {
                 (
                     c.saturating_add(e.stats.capacity),
@@ -241,6 +316,10 @@ impl Registry {
                             .unwrap_or(u64::MAX)
                     })
                     .unwrap_or(u64::MAX),
+                draining: e.draining,
+                // Filled in by `Status`, which scans the shard records.
+                drain_shards_left: 0,
+                drain_bytes_left: 0,
             })
             .collect()
     }
@@ -279,10 +358,12 @@ impl Registry {
 /// A recorded location as maintenance sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Holder {
-    /// Up: its copy can be read, copied from or deleted.
+    /// Up: its copy can be read, copied from or deleted. A draining node's copy does not
+    /// count towards the replication factor, but is still a source to copy from.
     Up {
         addr: String,
         since: Option<Instant>,
+        draining: bool,
     },
     /// Down for less than the repair grace: probably restarting, so its copy still counts
     /// and nothing is done about it yet.
@@ -373,7 +454,7 @@ mod tests {
 
     #[test]
     fn loaded_nodes_are_down_until_registered() {
-        let mut r = Registry::load(vec![(7, "x:1".into())], Instant::now());
+        let mut r = Registry::load(vec![(7, "x:1".into())], &[], Instant::now());
         assert!(r.up().is_empty());
         assert!(r.heartbeat(NodeId(7), stats(1), Instant::now()).is_err());
         r.register(NodeId(7), "x:2", stats(1), Instant::now());

@@ -22,7 +22,7 @@ use crate::status::human_bytes;
 use crate::store::ShardRec;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireResult};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
@@ -39,7 +39,8 @@ struct Job {
     exclude: Vec<NodeId>,
 }
 
-/// A shard with more Up copies than `replicas`: the listed holders should drop theirs.
+/// A shard with more Up copies than `replicas`, or with copies on draining nodes once
+/// enough others exist: the listed holders should drop theirs.
 struct Surplus {
     id: ShardId,
     drop: Vec<(NodeId, String)>,
@@ -52,9 +53,18 @@ struct Plan {
     surplus: Vec<Surplus>,
     /// Written-off nodes that held a copy of a shard needing repair, for the log.
     lost: BTreeSet<NodeId>,
+    /// Locations on draining nodes that are down, of shards whose copies are complete
+    /// elsewhere: forgotten without a request (the node cannot be reached; if it returns,
+    /// its inventory reports the copy again and it is deleted as surplus).
+    forget: Vec<(ShardId, NodeId)>,
 }
 
-fn plan(shards: &[(ShardId, ShardRec)], view: &HashMap<NodeId, Holder>, replicas: usize) -> Plan {
+fn plan(
+    shards: &[(ShardId, ShardRec)],
+    view: &HashMap<NodeId, Holder>,
+    draining_nodes: &HashSet<NodeId>,
+    replicas: usize,
+) -> Plan {
     let mut p = Plan::default();
     for (id, rec) in shards {
         if rec.refs == 0 {
@@ -62,40 +72,67 @@ fn plan(shards: &[(ShardId, ShardRec)], view: &HashMap<NodeId, Holder>, replicas
             continue;
         }
         let mut live: Vec<(NodeId, String, Option<Instant>)> = Vec::new();
+        // Copies on draining nodes that are up: readable, so a source to copy from, but
+        // they do not count; once the shard has its copies elsewhere they are deleted,
+        // which is what moves the data off the node.
+        let mut draining: Vec<(NodeId, String)> = Vec::new();
+        // Copies on draining nodes that are down: neither a source nor counted.
+        let mut draining_down: Vec<NodeId> = Vec::new();
         let mut counted = 0usize;
         let mut lost = Vec::new();
         for &n in &rec.locations {
-            match view.get(&NodeId(n)) {
-                Some(Holder::Up { addr, since }) => {
-                    live.push((NodeId(n), addr.clone(), *since));
+            let node = NodeId(n);
+            match view.get(&node) {
+                Some(Holder::Up {
+                    addr,
+                    draining: true,
+                    ..
+                }) => draining.push((node, addr.clone())),
+                Some(Holder::Up { addr, since, .. }) => {
+                    live.push((node, addr.clone(), *since));
                     counted += 1;
                 }
                 Some(Holder::Waiting) => counted += 1,
-                Some(Holder::Gone) | None => lost.push(NodeId(n)),
+                Some(Holder::Gone) | None if draining_nodes.contains(&node) => {
+                    draining_down.push(node)
+                }
+                Some(Holder::Gone) | None => lost.push(node),
             }
         }
-        if counted < replicas && !live.is_empty() {
-            p.lost.extend(lost);
-            p.jobs.push(Job {
-                id: *id,
-                size: rec.size,
-                sources: live.iter().map(|(_, a, _)| a.clone()).collect(),
-                need: replicas - counted,
-                exclude: rec.locations.iter().map(|n| NodeId(*n)).collect(),
-            });
-        } else if live.len() > replicas {
+        if counted < replicas {
+            if !(live.is_empty() && draining.is_empty()) {
+                p.lost.extend(lost);
+                p.jobs.push(Job {
+                    id: *id,
+                    size: rec.size,
+                    sources: live
+                        .iter()
+                        .map(|(_, a, _)| a.clone())
+                        .chain(draining.into_iter().map(|(_, a)| a))
+                        .collect(),
+                    need: replicas - counted,
+                    exclude: rec.locations.iter().map(|n| NodeId(*n)).collect(),
+                });
+            }
+            continue;
+        }
+        // A draining node's copy goes only once enough copies are readable right now:
+        // a copy on a node that is down but "probably restarting" counts for repair, but
+        // is no reason to delete a copy that can be read.
+        let moved = live.len() >= replicas;
+        let mut drop = if moved { draining } else { Vec::new() };
+        if live.len() > replicas {
             // Keep the copies that were there all along and drop those of the node(s)
             // that came back most recently: their copies were already replaced by repair.
             live.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
             let extra = live.len() - replicas;
-            p.surplus.push(Surplus {
-                id: *id,
-                drop: live
-                    .into_iter()
-                    .take(extra)
-                    .map(|(n, a, _)| (n, a))
-                    .collect(),
-            });
+            drop.extend(live.into_iter().take(extra).map(|(n, a, _)| (n, a)));
+        }
+        if !drop.is_empty() {
+            p.surplus.push(Surplus { id: *id, drop });
+        }
+        if moved {
+            p.forget.extend(draining_down.into_iter().map(|n| (*id, n)));
         }
     }
     p
@@ -138,8 +175,13 @@ impl Coordinator {
         now: Instant,
     ) -> WireResult<()> {
         let s = self.settings;
-        let view = self.registry().holders(now, s.repair_grace);
-        let p = plan(shards, &view, s.replicas as usize);
+        let (view, draining) = {
+            let reg = self.registry();
+            let draining: HashSet<NodeId> = reg.draining().into_iter().collect();
+            (reg.holders(now, s.repair_grace), draining)
+        };
+        let p = plan(shards, &view, &draining, s.replicas as usize);
+        self.forget_drained(&p.forget).await?;
         let total_bytes: u64 = p
             .jobs
             .iter()
@@ -292,6 +334,31 @@ impl Coordinator {
         }
     }
 
+    /// Forgets locations on unreachable draining nodes whose shards are complete
+    /// elsewhere (see [`Plan::forget`]).
+    async fn forget_drained(&self, forget: &[(ShardId, NodeId)]) -> WireResult<()> {
+        if forget.is_empty() {
+            return Ok(());
+        }
+        let list = forget.to_vec();
+        self.write(move |t| {
+            for (id, node) in &list {
+                if let Some(mut rec) = t.shard(id)? {
+                    rec.locations.retain(|n| *n != node.0);
+                    t.put_shard(id, &rec)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        info!(
+            "forgot {} copies on draining node(s) that are down: their shards have their \
+             copies elsewhere",
+            forget.len()
+        );
+        Ok(())
+    }
+
     /// Deletes surplus copies and forgets their locations.
     async fn remove_surplus(
         &self,
@@ -341,8 +408,8 @@ impl Coordinator {
         if removed > 0 {
             let names: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
             info!(
-                "removed {removed} surplus copies from node(s) {} (back after repair had \
-                 replaced their copies)",
+                "removed {removed} surplus copies from node(s) {} (a draining node's copies \
+                 moved elsewhere, or a returning node's copies already replaced by repair)",
                 names.join(", ")
             );
         }

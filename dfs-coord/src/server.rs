@@ -7,16 +7,19 @@
 //! stall the async workers that move bytes for other connections.
 
 use crate::config::{CoordConfig, CoordSettings};
+use crate::decommission::drain_left;
 use crate::maintenance::{maintenance_loop, Maint, NodeSender, RpcNodeSender};
 use crate::registry::{apply_inventory, Registry};
 use crate::store::{ReadTables, Store, StoredSettings, Tables};
 use crate::{layout, namespace, placement, xattr};
 use anyhow::Context;
+use dfs_ops::metrics::Registry as MetricsRegistry;
+use dfs_ops::rpc_metrics::{Metered, RpcMetrics};
+use dfs_ops::sd_notify;
 use dfs_proto::coord_msg::{
     ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime, RepairStatus,
 };
-use dfs_proto::pki::Role;
-use dfs_proto::rpc::{serve, server_endpoint, Handler, Peer};
+use dfs_proto::rpc::{serve_with, server_endpoint, Handler, Peer, ServerOptions};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ErrorCode, NodeId, WireError, WireResult};
 use std::future::Future;
@@ -69,13 +72,13 @@ impl Coordinator {
             .init(wanted, now_ns())
             .map_err(|e| anyhow::anyhow!("initialise metadata store: {e}"))?;
         settings.shard_size = stored.shard_size;
-        let known = store
-            .read(|r| r.nodes())
+        let (known, admin) = store
+            .read(|r| Ok((r.nodes()?, r.node_admin()?)))
             .map_err(|e| anyhow::anyhow!("load known nodes: {e}"))?;
         Ok(Arc::new(Coordinator {
             store: Arc::new(store),
             settings,
-            registry: Mutex::new(Registry::load(known, Instant::now())),
+            registry: Mutex::new(Registry::load(known, &admin, Instant::now())),
             maint: Mutex::new(Maint::default()),
             sender: Mutex::new(None),
             in_flight: Arc::new(AtomicU64::new(0)),
@@ -116,16 +119,23 @@ impl Coordinator {
             .map_err(|e| WireError::internal(format!("metadata task failed: {e}")))?
     }
 
-    /// Runs `f` in a write transaction that is durable soon rather than now
-    /// (`Store::write_soon`): for namespace changes.
+    /// Runs `f` in a write transaction for a namespace change: durable at once, or with
+    /// `--lazy-namespace-sync` durable within `SYNC_INTERVAL` (`Store::write_soon`).
     pub(crate) async fn write_soon<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Tables<'_>) -> WireResult<T> + Send + 'static,
     ) -> WireResult<T> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.write_soon(f))
-            .await
-            .map_err(|e| WireError::internal(format!("metadata task failed: {e}")))?
+        let lazy = self.settings.lazy_namespace_sync;
+        tokio::task::spawn_blocking(move || {
+            if lazy {
+                store.write_soon(f)
+            } else {
+                store.write(f)
+            }
+        })
+        .await
+        .map_err(|e| WireError::internal(format!("metadata task failed: {e}")))?
     }
 
     /// Makes every namespace change so far durable.
@@ -149,23 +159,10 @@ impl Coordinator {
 
     /// Serves one request.
     pub async fn handle(&self, peer: &Peer, req: CoordRequest) -> WireResult<CoordResponse> {
-        let registry_call = matches!(
-            req,
-            CoordRequest::Register { .. }
-                | CoordRequest::Inventory { .. }
-                | CoordRequest::Heartbeat { .. }
-                | CoordRequest::ReportCorrupt { .. }
-        );
-        if registry_call && !peer.has(Role::Node) {
-            // Only a storage node may say where shards live; a client that could would
-            // be able to send every reader to a machine of its choosing.
-            return Err(WireError::new(
-                ErrorCode::Unauthorized,
-                format!(
-                    "{} may not make registry requests: it has no node certificate",
-                    peer.addr
-                ),
-            ));
+        // Authorization before any work: see access.rs for who may send what.
+        if let Err(e) = dfs_proto::access::check(peer, crate::access::rule(&req)) {
+            warn!("refused request: {}", e.message);
+            return Err(e);
         }
         let res = self.dispatch(req).await;
         if let Err(e) = &res {
@@ -282,8 +279,11 @@ impl Coordinator {
             Q::StatFs => self.statfs().await.map(R::FsStats),
             Q::Sync => self.sync().await.map(|()| R::Unit),
             Q::GetLayout { ino, from, limit } => {
-                let up = self.registry().up();
-                self.read(move |r| layout::get_layout(r, ino, from, limit, ss, &up))
+                let (up, draining) = {
+                    let reg = self.registry();
+                    (reg.up(), reg.draining())
+                };
+                self.read(move |r| layout::get_layout(r, ino, from, limit, ss, &up, &draining))
                     .await
                     .map(R::Layout)
             }
@@ -330,6 +330,17 @@ impl Coordinator {
                 Ok(R::Attr(attr))
             }
             Q::Register { node, addr, stats } => {
+                if self.registry().is_removed(node) {
+                    // Its locations were forgotten; letting it back in would resurrect
+                    // stale copies. See decommission.rs.
+                    return Err(WireError::new(
+                        ErrorCode::NotPermitted,
+                        format!(
+                            "node {node} was removed from this cluster; wipe its data \
+                             directory (it then gets a new id) to join again"
+                        ),
+                    ));
+                }
                 let a = addr.clone();
                 self.write(move |t| t.put_node(node.0, &a)).await?;
                 self.registry().register(node, &addr, stats, Instant::now());
@@ -354,6 +365,14 @@ impl Coordinator {
             Q::Status => self.status().await.map(R::Status),
             Q::ReportCorrupt { node, id } => self.report_corrupt(node, id).await.map(|()| R::Unit),
             Q::Fsck => self.fsck().await.map(R::Fsck),
+            Q::Locate { shards } => self.locate(shards).await.map(R::Locations),
+            Q::DrainNode { node } => self.drain_node(node).await.map(|()| R::Unit),
+            Q::RemoveNode { node, force } => {
+                self.remove_node(node, force).await.map(|r| R::Removed {
+                    locations: r.locations,
+                    only_copies: r.only_copies,
+                })
+            }
         }
     }
 
@@ -476,18 +495,27 @@ impl Coordinator {
         Ok(())
     }
 
-    async fn status(&self) -> WireResult<ClusterStatus> {
-        let (nodes, up) = {
+    pub(crate) async fn status(&self) -> WireResult<ClusterStatus> {
+        let (mut nodes, counted, draining) = {
             let reg = self.registry();
-            (reg.infos(Instant::now()), reg.up())
+            (reg.infos(Instant::now()), reg.counted(), reg.draining())
         };
         let replicas = self.settings.replicas;
-        let (shards, under, inodes) = self
+        let (shards, under, inodes, left) = self
             .read(move |r| {
-                let (used, under) = layout::replication_counts(r, replicas, &up)?;
-                Ok((used, under, r.inode_count()?))
+                // Copies on draining nodes do not count: during a drain its shards show
+                // as under-replicated until repair has copied them.
+                let (used, under) = layout::replication_counts(r, replicas, &counted)?;
+                let left = drain_left(r, &draining)?;
+                Ok((used, under, r.inode_count()?, left))
             })
             .await?;
+        for n in &mut nodes {
+            if let Some((s, b)) = left.get(&n.id) {
+                n.drain_shards_left = *s;
+                n.drain_bytes_left = *b;
+            }
+        }
         Ok(ClusterStatus {
             nodes,
             replicas,
@@ -557,8 +585,7 @@ async fn sync_loop(coord: Arc<Coordinator>) {
 /// `shutdown` resolves. Shutting down stops accepting, makes the last lazily committed
 /// namespace changes durable, lets in-flight streams finish briefly, and returns.
 pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data)
-        .with_context(|| format!("create data directory {}", cfg.data.display()))?;
+    dfs_proto::pki::create_private_dir(&cfg.data).context("create data directory")?;
     let db_path = cfg.data.join("meta.redb");
     let coord = tokio::task::spawn_blocking(move || Coordinator::open(&db_path, cfg.settings))
         .await
@@ -572,9 +599,6 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
         "coordinator listening on {local} (replicas {}, min copies {}, shard size {}, node timeout {:?})",
         s.replicas, s.min_copies, s.shard_size, s.node_timeout
     );
-    if let Some(p) = &cfg.addr_file {
-        write_addr_file(p, local)?;
-    }
     // Maintenance talks to nodes as the coordinator, with its own certificate.
     coord.set_node_sender(Arc::new(RpcNodeSender::new(&tls)?));
     info!(
@@ -585,10 +609,40 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
         crate::status::human_bytes(s.repair_rate),
         s.gc_grace
     );
+    // Request metrics are always counted; they are served only with --metrics-listen,
+    // bound before the background tasks start and before READY, so that a bad address
+    // fails the start cleanly.
+    let registry = MetricsRegistry::new();
+    let rpc_metrics = RpcMetrics::new(&registry);
+    let metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(crate::metrics::start(addr, registry, coord.clone()).await?),
+        None => None,
+    };
+    // The address file tells scripts and tests the coordinator is up: written once
+    // everything it serves, metrics included, is bound.
+    if let Some(p) = &cfg.addr_file {
+        write_addr_file(p, local)?;
+    }
     let detector = tokio::spawn(down_detector(coord.clone()));
     let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
     let syncer = tokio::spawn(sync_loop(coord.clone()));
-    serve(endpoint.clone(), coord.clone(), shutdown).await;
+    // Bound, store open, address written: from here requests are answered, so a service
+    // manager may start what depends on us (see `dfs_ops::sd_notify`).
+    sd_notify::notify_or_log(sd_notify::READY);
+    let shutdown = async {
+        shutdown.await;
+        sd_notify::notify_or_log(sd_notify::STOPPING);
+    };
+    serve_with(
+        endpoint.clone(),
+        Arc::new(Metered::new(coord.clone(), rpc_metrics)),
+        ServerOptions::new(&tls),
+        shutdown,
+    )
+    .await;
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     detector.abort();
     maintenance.abort();
     syncer.abort();

@@ -22,10 +22,13 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-fn state_name(s: NodeState) -> &'static str {
-    match s {
-        NodeState::Up => "up",
-        NodeState::Down => "down",
+/// `up`, `down`, or `draining` for a draining node that is up (a draining node that is
+/// down shows `down`; the JSON's `draining` field tells both apart).
+pub fn state_name(n: &NodeInfo) -> &'static str {
+    match (n.state, n.draining) {
+        (NodeState::Up, false) => "up",
+        (NodeState::Up, true) => "draining",
+        (NodeState::Down, _) => "down",
     }
 }
 
@@ -47,7 +50,7 @@ pub fn render_table(s: &ClusterStatus) -> String {
             [
                 n.id.to_string(),
                 n.addr.clone(),
-                state_name(n.state).to_string(),
+                state_name(n).to_string(),
                 human_bytes(n.stats.capacity),
                 human_bytes(n.stats.used),
                 human_bytes(n.stats.free),
@@ -88,15 +91,15 @@ pub fn render_table(s: &ClusterStatus) -> String {
         out.push_str(&line(r.iter().map(String::as_str).collect()));
         out.push('\n');
     }
-    let up = s.nodes.iter().filter(|n| n.state == NodeState::Up).count();
-    let cap: u64 = s.nodes.iter().map(|n| n.stats.capacity).sum();
-    let free: u64 = s.nodes.iter().map(|n| n.stats.free).sum();
+    let t = totals(s);
     let _ = writeln!(
         out,
-        "\n{up} of {} nodes up; raw capacity {}, free {}",
+        "\n{} of {} nodes up; raw capacity {}, used {}, free {}",
+        t.up,
         s.nodes.len(),
-        human_bytes(cap),
-        human_bytes(free)
+        human_bytes(t.capacity),
+        human_bytes(t.used),
+        human_bytes(t.free)
     );
     let _ = writeln!(
         out,
@@ -107,6 +110,20 @@ pub fn render_table(s: &ClusterStatus) -> String {
         s.inodes,
         human_bytes(u64::from(s.shard_size))
     );
+    for n in s.nodes.iter().filter(|n| n.draining) {
+        let _ = writeln!(
+            out,
+            "node {} draining: {} shards ({}) left to move off it{}",
+            n.id,
+            n.drain_shards_left,
+            human_bytes(n.drain_bytes_left),
+            if n.drain_shards_left == 0 {
+                "; it can be removed"
+            } else {
+                ""
+            }
+        );
+    }
     let r = &s.repair;
     let _ = writeln!(
         out,
@@ -154,22 +171,28 @@ pub fn render_json(s: &ClusterStatus) -> String {
             };
             format!(
                 "{{\"id\":{},\"address\":{},\"state\":{},\"capacity\":{},\"used\":{},\
-                 \"free\":{},\"shards\":{},\"last_seen_ms\":{seen}}}",
+                 \"free\":{},\"shards\":{},\"last_seen_ms\":{seen},\"draining\":{},\
+                 \"drain_shards_left\":{},\"drain_bytes_left\":{}}}",
                 json_string(&n.id.to_string()),
                 json_string(&n.addr),
-                json_string(state_name(n.state)),
+                json_string(state_name(n)),
                 n.stats.capacity,
                 n.stats.used,
                 n.stats.free,
                 n.stats.shards,
+                n.draining,
+                n.drain_shards_left,
+                n.drain_bytes_left,
             )
         })
         .collect();
     let r = &s.repair;
+    let t = totals(s);
     format!(
         "{{\"nodes\":[{}],\"under_replicated\":{},\"shards\":{},\"inodes\":{},\
          \"replicas\":{},\"shard_size\":{},\"repair\":{{\"in_flight\":{},\
-         \"bytes_left\":{},\"repaired\":{},\"collected\":{}}}}}",
+         \"bytes_left\":{},\"repaired\":{},\"collected\":{}}},\"totals\":{{\"nodes\":{},\
+         \"up\":{},\"capacity\":{},\"used\":{},\"free\":{}}}}}",
         nodes.join(","),
         s.under_replicated,
         s.shards,
@@ -179,8 +202,31 @@ pub fn render_json(s: &ClusterStatus) -> String {
         r.in_flight,
         r.bytes_left,
         r.repaired,
-        r.collected
+        r.collected,
+        s.nodes.len(),
+        t.up,
+        t.capacity,
+        t.used,
+        t.free
     )
+}
+
+/// Sums over all nodes, for the table's and the JSON's totals.
+struct Totals {
+    up: usize,
+    capacity: u64,
+    used: u64,
+    free: u64,
+}
+
+fn totals(s: &ClusterStatus) -> Totals {
+    let sum = |f: fn(&NodeInfo) -> u64| s.nodes.iter().map(f).fold(0u64, u64::saturating_add);
+    Totals {
+        up: s.nodes.iter().filter(|n| n.state == NodeState::Up).count(),
+        capacity: sum(|n| n.stats.capacity),
+        used: sum(|n| n.stats.used),
+        free: sum(|n| n.stats.free),
+    }
 }
 
 /// `dfs-coord fsck`'s exit code: 2 if data is missing, 1 if at risk, 0 if healthy.
@@ -289,6 +335,9 @@ mod tests {
                     shards: 3,
                 },
                 last_seen_ms: 1500,
+                draining: false,
+                drain_shards_left: 0,
+                drain_bytes_left: 0,
             }],
             replicas: 2,
             shard_size: 1 << 20,
@@ -307,9 +356,11 @@ mod tests {
             j,
             "{\"nodes\":[{\"id\":\"00000000000000ab\",\"address\":\"host\\\"1\\\":7001\",\
              \"state\":\"up\",\"capacity\":2048,\"used\":1024,\"free\":1024,\"shards\":3,\
-             \"last_seen_ms\":1500}],\"under_replicated\":1,\"shards\":3,\"inodes\":4,\
+             \"last_seen_ms\":1500,\"draining\":false,\"drain_shards_left\":0,\
+             \"drain_bytes_left\":0}],\"under_replicated\":1,\"shards\":3,\"inodes\":4,\
              \"replicas\":2,\"shard_size\":1048576,\"repair\":{\"in_flight\":0,\
-             \"bytes_left\":0,\"repaired\":0,\"collected\":0}}"
+             \"bytes_left\":0,\"repaired\":0,\"collected\":0},\"totals\":{\"nodes\":1,\
+             \"up\":1,\"capacity\":2048,\"used\":1024,\"free\":1024}}"
         );
     }
 
@@ -322,6 +373,15 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(10), "10 B");
         assert!(t.contains("repair: 0 copies in flight"), "{t}");
+        assert!(!t.contains("draining"), "{t}");
+        let mut d = sample();
+        d.nodes[0].draining = true;
+        d.nodes[0].drain_shards_left = 2;
+        d.nodes[0].drain_bytes_left = 2048;
+        let t = render_table(&d);
+        assert!(t.contains("  draining  "), "{t}");
+        assert!(t.contains("2 shards (2.0 KiB) left to move off it"), "{t}");
+        assert!(render_json(&d).contains("\"state\":\"draining\""));
     }
 
     #[test]

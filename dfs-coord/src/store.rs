@@ -43,6 +43,10 @@ const SHARDS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("shards")
 const XATTRS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("xattrs");
 /// node id -> last address it registered with (so a restarted coordinator knows its nodes).
 const NODES: TableDefinition<u64, &str> = TableDefinition::new("nodes");
+/// node id -> [`NodeAdmin`]: what an administrator decided about the node (draining,
+/// removed). Kept apart from `nodes` so that stores written before it existed open as
+/// they are.
+const NODE_ADMIN: TableDefinition<u64, &[u8]> = TableDefinition::new("node_admin");
 /// Inodes with no name left that a client still has open (see `Unlink { keep }`).
 const ORPHANS: TableDefinition<u64, ()> = TableDefinition::new("orphans");
 /// Counters and cluster settings.
@@ -136,6 +140,16 @@ pub(crate) struct ShardRec {
     pub refs: u64,
     /// Nodes believed to hold a copy (node ids), whether up or down.
     pub locations: Vec<u64>,
+}
+
+/// An administrator's decision about a node, persisted so that a coordinator restart
+/// does not undo it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum NodeAdmin {
+    /// Being emptied (`DrainNode`): no new shards, its copies do not count.
+    Draining,
+    /// Forgotten (`RemoveNode`): refused if it registers again.
+    Removed,
 }
 
 /// Cluster settings that must not silently change once data exists.
@@ -311,6 +325,16 @@ macro_rules! read_methods {
             Ok(out)
         }
 
+        /// Every node with an administrative state.
+        pub fn node_admin(&self) -> WireResult<Vec<(u64, NodeAdmin)>> {
+            let mut out = Vec::new();
+            for item in self.node_admin.iter().wire()? {
+                let (k, v) = item.wire()?;
+                out.push((k.value(), decode(v.value(), "node state")?));
+            }
+            Ok(out)
+        }
+
         pub fn is_orphan(&self, ino: Ino) -> WireResult<bool> {
             Ok(self.orphans.get(ino).wire()?.is_some())
         }
@@ -332,6 +356,7 @@ pub(crate) struct ReadTables {
     shards: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     xattrs: ReadOnlyTable<(u64, &'static str), &'static [u8]>,
     nodes: ReadOnlyTable<u64, &'static str>,
+    node_admin: ReadOnlyTable<u64, &'static [u8]>,
     orphans: ReadOnlyTable<u64, ()>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
 }
@@ -346,6 +371,7 @@ impl ReadTables {
             shards: txn.open_table(SHARDS).wire()?,
             xattrs: txn.open_table(XATTRS).wire()?,
             nodes: txn.open_table(NODES).wire()?,
+            node_admin: txn.open_table(NODE_ADMIN).wire()?,
             orphans: txn.open_table(ORPHANS).wire()?,
             meta: txn.open_table(META).wire()?,
         })
@@ -363,6 +389,7 @@ pub(crate) struct Tables<'t> {
     shards: Table<'t, &'static [u8; 32], &'static [u8]>,
     xattrs: Table<'t, (u64, &'static str), &'static [u8]>,
     nodes: Table<'t, u64, &'static str>,
+    node_admin: Table<'t, u64, &'static [u8]>,
     orphans: Table<'t, u64, ()>,
     meta: Table<'t, &'static str, &'static [u8]>,
 }
@@ -377,6 +404,7 @@ impl<'t> Tables<'t> {
             shards: txn.open_table(SHARDS).wire()?,
             xattrs: txn.open_table(XATTRS).wire()?,
             nodes: txn.open_table(NODES).wire()?,
+            node_admin: txn.open_table(NODE_ADMIN).wire()?,
             orphans: txn.open_table(ORPHANS).wire()?,
             meta: txn.open_table(META).wire()?,
         })
@@ -472,6 +500,19 @@ impl<'t> Tables<'t> {
 
     pub fn put_node(&mut self, id: u64, addr: &str) -> WireResult<()> {
         self.nodes.insert(id, addr).wire()?;
+        Ok(())
+    }
+
+    /// Forgets a node's address (see `RemoveNode`).
+    pub fn remove_node(&mut self, id: u64) -> WireResult<()> {
+        self.nodes.remove(id).wire()?;
+        Ok(())
+    }
+
+    pub fn set_node_admin(&mut self, id: u64, state: NodeAdmin) -> WireResult<()> {
+        self.node_admin
+            .insert(id, encode(&state)?.as_slice())
+            .wire()?;
         Ok(())
     }
 

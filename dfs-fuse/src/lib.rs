@@ -1,6 +1,8 @@
 //! dfs-fuse: mounts a dfs cluster so ordinary programs can use it.
 //!
 //! # Layout
+//! - [`cli`]: the binary's flags, turned into a [`MountConfig`].
+//! - [`mount_helper`]: `mount.fuse.dfs`, what `mount -t fuse.dfs` and fstab lines run.
 //! - [`fuse`]: the only file that implements `fuser::Filesystem`; converts each kernel
 //!   request and hands it to the core on a tokio task.
 //! - [`fs`]: the filesystem core, async and kernel-free: namespace operations, open
@@ -14,12 +16,17 @@
 //! - [`backend`]: what the core needs from the cluster, as a trait; [`backend::Remote`]
 //!   is the QUIC implementation.
 //! - [`errno`]: the one mapping from dfs error codes to errno.
+//! - [`metrics`]: the `--metrics-listen` endpoint's request metrics, as a [`Backend`]
+//!   wrapper.
 
 pub mod backend;
+pub mod cli;
 pub mod errno;
 pub mod file;
 pub mod fs;
 pub mod fuse;
+pub mod metrics;
+pub mod mount_helper;
 pub mod node_health;
 pub mod shard_cache;
 pub mod shard_io;
@@ -48,6 +55,8 @@ pub struct MountConfig {
     pub meta_deadline: Duration,
     /// Let every user use the mount (the kernel then checks POSIX permissions itself).
     pub allow_other: bool,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Mounts and serves until unmounted (umount, fusermount3 -u) or SIGTERM/SIGINT, after
@@ -65,10 +74,23 @@ pub fn run(cfg: MountConfig) -> Result<()> {
             cfg.certs.display()
         )
     })?;
+    let registry = dfs_ops::metrics::Registry::new();
     let backend = {
         let _g = rt.enter();
-        Arc::new(Remote::new(&tls, cfg.coord.clone(), cfg.meta_deadline)?)
+        let remote = Remote::new(&tls, cfg.coord.clone(), cfg.meta_deadline)?;
+        Arc::new(metrics::MeteredBackend::new(remote, &registry))
     };
+    if let Some(addr) = cfg.metrics_listen {
+        // Bound before mounting: a bad address fails the mount, not just the metrics.
+        let listener = rt.block_on(dfs_ops::metrics::http::bind(addr))?;
+        info!("metrics at http://{addr}/metrics");
+        rt.spawn(dfs_ops::metrics::http::serve(
+            listener,
+            registry,
+            || async {},
+            std::future::pending(),
+        ));
+    }
     // Fail now, with a clear message, rather than mount something that answers EIO.
     rt.block_on(async {
         match backend.meta(CoordRequest::StatFs).await {
@@ -99,6 +121,9 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     let mut session = fuser::Session::new(adapter, &cfg.mountpoint, &config)
         .with_context(|| format!("mount at {}", cfg.mountpoint.display()))?;
     info!(mountpoint = %cfg.mountpoint.display(), coord = %cfg.coord, "mounted");
+    // The mount exists from here (the kernel queues requests until `run` below serves
+    // them): tell systemd, or the `mount.fuse.dfs` helper waiting for us, that we are up.
+    dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::READY);
 
     let _ = notifier.set(session.notifier());
     {
@@ -133,6 +158,7 @@ pub fn run(cfg: MountConfig) -> Result<()> {
                 _ = term.recv() => info!("SIGTERM: flushing and unmounting"),
                 _ = int.recv() => info!("SIGINT: flushing and unmounting"),
             }
+            dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::STOPPING);
             if let Err(e) = fs.flush_all().await {
                 error!("failed to flush before unmount: {e}");
             }
@@ -153,6 +179,9 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     }
     let r = session.run();
     info!("unmounted");
+    // Unmounted from outside (umount) rather than by a signal: say so too, so that
+    // systemd takes the exit that follows as a stop, not a crash.
+    dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::STOPPING);
     rt.shutdown_timeout(Duration::from_secs(2));
     r.context("FUSE session")
 }

@@ -15,10 +15,18 @@ pub const DEFAULT_SCRUB_RATE: u64 = 16 << 20;
 /// `--scrub-interval` default: one hour between passes.
 pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// Where `dfs-node` looks for its configuration file when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/dfs/node.toml";
+
 /// dfs storage node: keeps content-addressed shards on local disk and serves them over QUIC.
 #[derive(Debug, Parser)]
 #[command(name = "dfs-node", version)]
 pub struct Args {
+    /// TOML file setting any of the flags below, keys spelt with underscores
+    /// (`scrub_rate = "16M"`); flags on the command line win [default: /etc/dfs/node.toml,
+    /// if it exists].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Data directory for shards and the node's identity (created if missing).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
@@ -53,9 +61,26 @@ pub struct Args {
     /// Pause between two full scrub passes, e.g. 30s, 10m, 1h, 2d.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
     pub scrub_interval: Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain TCP, no TLS: pick an address
+    /// only your monitoring reaches), e.g. 127.0.0.1:9101 [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Args {
+    /// Parses the process's command line merged over its configuration file (see
+    /// `dfs_ops::config_file`). Exits with clap's message on a bad flag.
+    pub fn from_env() -> anyhow::Result<Args> {
+        use clap::CommandFactory;
+        let argv = dfs_ops::config_file::merge_config(
+            &Args::command(),
+            std::env::args_os().collect(),
+            1,
+            std::path::Path::new(DEFAULT_CONFIG),
+        )?;
+        Ok(Args::parse_from(argv))
+    }
+
     pub fn into_config(self) -> NodeConfig {
         NodeConfig {
             data: self.data,
@@ -69,6 +94,7 @@ impl Args {
             addr_file: self.addr_file,
             scrub_rate: self.scrub_rate,
             scrub_interval: self.scrub_interval,
+            metrics_listen: self.metrics_listen,
         }
     }
 }
@@ -178,6 +204,22 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn example_config_file_parses() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/node.toml");
+        let argv = dfs_ops::config_file::merge_config(
+            &Args::command(),
+            vec!["dfs-node".into()],
+            1,
+            std::path::Path::new(example),
+        )
+        .unwrap();
+        let a = Args::try_parse_from(argv).unwrap();
+        assert_eq!(a.cert_name, "node-1");
+        assert_eq!(a.advertise.as_deref(), Some("10.0.0.2:7001"));
+        assert_eq!(a.scrub_interval, DEFAULT_SCRUB_INTERVAL);
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   the node's identity file.
 //! - [`shard_file`]: the byte layout of one shard file (header, per-block checksums, data).
 //! - [`durable`]: the crash-safe file-writing sequences, in one place.
+//! - [`access`]: the access table, which certificate roles may send which request.
+//! - [`metrics`]: the `--metrics-listen` endpoint and the node's storage gauges.
 //! - [`server`]: the request handler mapping `NodeRequest`s onto the shard store.
 //! - [`replication`]: `Replicate`, fetching a shard from another node (repair).
 //! - [`corruption`]: what happens to a copy found damaged: deleted, and reported to the
@@ -22,9 +24,11 @@
 //!   start over when the coordinator has forgotten us.
 //! - [`run`] (here): wires them together for one node process.
 
+pub mod access;
 pub mod config;
 pub mod corruption;
 pub mod durable;
+pub mod metrics;
 pub mod registration;
 pub mod replication;
 pub mod scrubber;
@@ -34,8 +38,11 @@ pub mod shard_store;
 
 use anyhow::{Context, Result};
 use corruption::CorruptionHandler;
+use dfs_ops::metrics::Registry;
+use dfs_ops::rpc_metrics::{Metered, RpcMetrics};
+use dfs_ops::sd_notify;
 use dfs_proto::pki::Role;
-use dfs_proto::rpc::{client_endpoint, serve, server_endpoint, RpcClient};
+use dfs_proto::rpc::{client_endpoint, serve_with, server_endpoint, RpcClient, ServerOptions};
 use dfs_proto::tls::ClusterTls;
 use registration::Registration;
 use replication::Replicator;
@@ -75,6 +82,8 @@ pub struct NodeConfig {
     pub scrub_rate: u64,
     /// Pause between two scrub passes.
     pub scrub_interval: Duration,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -100,6 +109,7 @@ impl NodeConfig {
             addr_file: None,
             scrub_rate: config::DEFAULT_SCRUB_RATE,
             scrub_interval: config::DEFAULT_SCRUB_INTERVAL,
+            metrics_listen: None,
         }
     }
 }
@@ -134,15 +144,6 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
             bound.to_string()
         }
     };
-    if let Some(path) = &cfg.addr_file {
-        // Atomic replace: a script polling for the file never reads half an address.
-        let (p, text) = (path.clone(), format!("{advertised}\n"));
-        tokio::task::spawn_blocking(move || durable::write_atomic(&p, text.as_bytes()))
-            .await
-            .context("write address file")?
-            .with_context(|| format!("write {}", path.display()))?;
-    }
-
     let stats = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.stats())
@@ -158,6 +159,26 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         shards = stats.shards,
         "dfs-node started"
     );
+
+    // Request metrics are always counted (a few atomic adds per request); they are only
+    // served when --metrics-listen is given. Bound before any background task starts and
+    // before READY: a bad address fails the start cleanly instead of going unnoticed.
+    let registry = Registry::new();
+    let rpc_metrics = RpcMetrics::new(&registry);
+    let metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(metrics::start(addr, registry, store.clone()).await?),
+        None => None,
+    };
+    // The address file tells scripts and tests that the node is up: written only once
+    // everything it serves, metrics included, is bound.
+    if let Some(path) = &cfg.addr_file {
+        // Atomic replace: a script polling for the file never reads half an address.
+        let (p, text) = (path.clone(), format!("{advertised}\n"));
+        tokio::task::spawn_blocking(move || durable::write_atomic(&p, text.as_bytes()))
+            .await
+            .context("write address file")?
+            .with_context(|| format!("write {}", path.display()))?;
+    }
 
     // The node dials the coordinator with its own certificate, whose role (node) is what
     // lets the coordinator accept its registration; it insists the other side is a
@@ -185,8 +206,27 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         .run(),
     );
 
-    let service = NodeService::new(store, replicator, corruption);
-    serve(endpoint, Arc::new(service), shutdown).await;
+    let service = Metered::new(
+        Arc::new(NodeService::new(store, replicator, corruption)),
+        rpc_metrics,
+    );
+    // Listening, address written, registration under way: tell a service manager we
+    // serve (see `dfs_ops::sd_notify`), and that we stop when asked to.
+    sd_notify::notify_or_log(sd_notify::READY);
+    let shutdown = async {
+        shutdown.await;
+        sd_notify::notify_or_log(sd_notify::STOPPING);
+    };
+    serve_with(
+        endpoint,
+        Arc::new(service),
+        ServerOptions::new(&tls),
+        shutdown,
+    )
+    .await;
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     // Requests already running in the blocking pool finish on their own (a put completes
     // its rename or leaves only a tmp file, removed at the next start).
     registration.abort();

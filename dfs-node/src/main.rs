@@ -1,6 +1,5 @@
 //! The `dfs-node` binary: parse flags, set up logging, run the node until SIGTERM/SIGINT.
 
-use clap::Parser;
 use dfs_node::config::Args;
 use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
@@ -18,7 +17,7 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn try_main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = Args::from_env()?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr (stdout stays free for output a script may want), coloured only
     // when a person is watching.

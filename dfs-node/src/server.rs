@@ -9,7 +9,7 @@ use dfs_proto::node_msg::{NodeRequest, NodeResponse, NodeStatus};
 use dfs_proto::rpc::{Handler, Peer};
 use dfs_proto::{WireError, WireResult};
 use std::sync::Arc;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// Serves `NodeRequest`s from one shard store.
 pub struct NodeService {
@@ -34,8 +34,11 @@ impl NodeService {
 
 impl Handler<NodeRequest, NodeResponse> for NodeService {
     async fn handle(&self, peer: &Peer, req: NodeRequest) -> WireResult<NodeResponse> {
-        // Any certificate from the cluster CA may use a node: clients read and write
-        // shards, other nodes and the coordinator copy and delete them.
+        // Authorization before any work: see access.rs for who may send what.
+        if let Err(e) = dfs_proto::access::check(peer, crate::access::rule(&req)) {
+            warn!("refused request: {}", e.message);
+            return Err(e);
+        }
         let store = self.store.clone();
         match req {
             NodeRequest::Put { id, data } => {

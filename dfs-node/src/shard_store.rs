@@ -72,7 +72,7 @@ impl ShardStore {
     /// Opens (creating if needed) the data directory `root`. `limit` caps the bytes shards
     /// may take; without it the node uses the filesystem's free space minus `reserve`.
     pub fn open(root: &Path, limit: Option<u64>, reserve: u64) -> anyhow::Result<ShardStore> {
-        fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
+        dfs_proto::pki::create_private_dir(root)?;
         let lock = lock_dir(root)?;
         let shards_dir = durable::create_dir(root, "shards")
             .with_context(|| format!("create {}/shards", root.display()))?;
@@ -321,11 +321,9 @@ impl ShardStore {
         }
     }
 
-    /// The only place a shard's path is built, and only from its hex form: a shard ID comes
-    /// from the network, and 64 hex digits cannot name anything outside `shards/`.
+    /// The only place a shard's path is built (see [`relative_path`]).
     fn shard_path(&self, id: ShardId) -> PathBuf {
-        let hex = id.to_hex();
-        self.shards_dir.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+        self.shards_dir.join(relative_path(id))
     }
 
     /// `shards/aa/bb`, created (durably) if this is its first shard.
@@ -637,6 +635,14 @@ fn fs_available(path: &Path) -> io::Result<u64> {
     }
     #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Where shard `id` lives below `shards/`: `aa/bb/aabb…` (64 hex digits). Built only from
+/// the hex form: a shard ID comes from the network, and hex digits cannot name anything
+/// outside `shards/` (no `/`, no `..`). The fuzz target `shard_path` checks exactly that.
+pub fn relative_path(id: ShardId) -> PathBuf {
+    let hex = id.to_hex();
+    PathBuf::from(&hex[0..2]).join(&hex[2..4]).join(hex)
 }
 
 #[cfg(test)]

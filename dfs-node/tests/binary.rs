@@ -169,3 +169,95 @@ fn scrubber_flags_find_and_delete_a_corrupt_shard() {
     );
     assert!(!text.contains("ERROR"), "{text}");
 }
+
+#[test]
+fn notifies_the_service_manager_when_serving() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let certs = tempfile::tempdir().unwrap();
+    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // An abstract socket, as systemd uses in containers: NOTIFY_SOCKET starts with '@'.
+    let name = format!("dfs-node-test-{}", std::process::id());
+    let sock =
+        UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    let child = node(&[
+        "--data",
+        &p(&data.path().join("d")),
+        "--coord",
+        "127.0.0.1:9",
+        "--certs",
+        &p(certs.path()),
+        "--cert-name",
+        "node-1",
+        "--capacity",
+        "1G",
+    ])
+    .env("NOTIFY_SOCKET", format!("@{name}"))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let first = sock.recv(&mut buf).map(|n| buf[..n].to_vec());
+    // SAFETY: kill(2) on the pid of a child we spawned and have not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let second = sock.recv(&mut buf).map(|n| buf[..n].to_vec());
+    let out = child.wait_with_output().unwrap();
+    let text = describe(&out);
+    assert_eq!(first.unwrap(), b"READY=1", "{text}");
+    assert_eq!(second.unwrap(), b"STOPPING=1", "{text}");
+    assert!(out.status.success(), "{text}");
+}
+
+#[test]
+fn config_file_sets_flags_the_command_line_overrides_and_mistakes_are_named() {
+    let certs = tempfile::tempdir().unwrap();
+    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let addr_file = data.path().join("addr");
+    let config = data.path().join("node.toml");
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "data = {:?}\ncoord = \"127.0.0.1:9\"\ncerts = {:?}\ncert_name = \"node-1\"\n\
+             capacity = \"2G\"\naddr_file = {:?}\n",
+            p(&data.path().join("d")),
+            p(certs.path()),
+            p(&addr_file)
+        ),
+    )
+    .unwrap();
+    // Everything from the file except the capacity, which the command line overrides.
+    let mut child = node(&["--config", &p(&config), "--capacity", "1G"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&addr_file, &mut child);
+    // SAFETY: kill(2) on the pid of a child we spawned and have not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let text = describe(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("capacity=1073741824"), "{text}");
+
+    // A bad value: one line naming the file, the key and the problem.
+    std::fs::write(&config, "scrub_rate = \"fast\"\n").unwrap();
+    let out = node(&["--config", &p(&config)]).output().unwrap();
+    let text = describe(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "dfs-node: {}: key `scrub_rate`: bad value \"fast\": \"fast\" is not a size (try 4096, 512M or 10G)",
+            config.display()
+        ),
+        "{text}"
+    );
+}

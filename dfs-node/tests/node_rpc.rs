@@ -59,6 +59,13 @@ async fn put_get_delete_status_over_quic() {
         let (c, addr) = (&c, &addr);
         async move { c.call::<_, NodeResponse>(addr, &req, DEADLINE).await }
     };
+    // Status and Delete are the coordinator's requests (see src/access.rs).
+    let coord_tls = ClusterTls::load_dir(certs.path(), "coord").unwrap();
+    let coord = RpcClient::new(client_endpoint(&coord_tls).unwrap(), Role::Node);
+    let as_coord = |req: NodeRequest| {
+        let (c, addr) = (&coord, &addr);
+        async move { c.call::<_, NodeResponse>(addr, &req, DEADLINE).await }
+    };
 
     let bytes = shard(1 << 20);
     let id = ShardId::of(&bytes);
@@ -101,7 +108,7 @@ async fn put_get_delete_status_over_quic() {
     .unwrap_err();
     assert_eq!(wrong.code, ErrorCode::Corrupt);
 
-    match call(NodeRequest::Status).await {
+    match as_coord(NodeRequest::Status).await {
         Ok(NodeResponse::Status(s)) => {
             assert_eq!(s.stats.shards, 1);
             assert_eq!(s.stats.capacity, 64 << 20);
@@ -113,13 +120,13 @@ async fn put_get_delete_status_over_quic() {
         other => panic!("{other:?}"),
     }
 
-    let r = call(NodeRequest::Delete { id }).await;
+    let r = as_coord(NodeRequest::Delete { id }).await;
     assert!(matches!(r, Ok(NodeResponse::Deleted)), "{r:?}");
     let gone = call(NodeRequest::Get { id, range: None })
         .await
         .unwrap_err();
     assert_eq!(gone.code, ErrorCode::NotFound);
-    let again = call(NodeRequest::Delete { id }).await.unwrap_err();
+    let again = as_coord(NodeRequest::Delete { id }).await.unwrap_err();
     assert_eq!(again.code, ErrorCode::NotFound);
 
     stop.send(()).unwrap();

@@ -107,6 +107,8 @@ struct Cluster {
     liar: String,
     /// Dials nodes with the coordinator's certificate, as repair requests come from it.
     client: RpcClient,
+    /// Dials nodes with a client certificate, as a mount's Put and Get do.
+    mount: RpcClient,
 }
 
 impl Cluster {
@@ -146,6 +148,8 @@ impl Cluster {
 
         let tls = ClusterTls::load_dir(certs.path(), "coord").unwrap();
         let client = RpcClient::new(client_endpoint(&tls).unwrap(), Role::Node);
+        let tls = ClusterTls::load_dir(certs.path(), "client").unwrap();
+        let mount = RpcClient::new(client_endpoint(&tls).unwrap(), Role::Node);
         Cluster {
             certs,
             data,
@@ -156,11 +160,18 @@ impl Cluster {
             b_store,
             liar,
             client,
+            mount,
         }
     }
 
+    /// Sends `req` as the coordinator would (Replicate), or as a mount would (Put, Get).
     async fn call(&self, addr: &str, req: NodeRequest) -> WireResult<NodeResponse> {
-        self.client.call(addr, &req, DEADLINE).await
+        match req {
+            NodeRequest::Put { .. } | NodeRequest::Get { .. } => {
+                self.mount.call(addr, &req, DEADLINE).await
+            }
+            _ => self.client.call(addr, &req, DEADLINE).await,
+        }
     }
 
     async fn put(&self, addr: &str, data: &[u8]) -> ShardId {

@@ -181,6 +181,15 @@ pub struct NodeInfo {
     pub stats: NodeStats,
     /// Milliseconds since the last heartbeat.
     pub last_seen_ms: u64,
+    /// An administrator asked to drain the node (`DrainNode`): it gets no new shards and
+    /// its copies no longer count towards the replication factor. Persisted.
+    pub draining: bool,
+    /// Progress of a drain: referenced shards still recorded on this node (0 when not
+    /// draining). A copy leaves once the shard has `replicas` copies on other nodes, so
+    /// at 0 the node can be removed without losing redundancy.
+    pub drain_shards_left: u64,
+    /// The bytes of those shards.
+    pub drain_bytes_left: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -343,6 +352,26 @@ pub enum CoordRequest {
     /// uploads are never collected however long its write takes; a dead writer's expire
     /// one grace period after its last touch. -> `Unit`.
     Touch { shards: Vec<ShardId> },
+
+    // ---- administration (admin certificate only) -------------------------------------
+    /// Every recorded location of each shard, whatever the state of the node (Up, Down,
+    /// draining), in request order; an unknown shard has none. At most
+    /// [`MAX_LAYOUT_PAGE`] ids. -> `Locations`.
+    Locate { shards: Vec<ShardId> },
+    /// Starts draining `node`: persisted, so it survives a coordinator restart. Placement
+    /// skips the node and its copies stop counting, so repair copies its shards elsewhere
+    /// (from it or other holders); each of its copies stays readable until the shard has
+    /// its copies elsewhere, and is then deleted. Draining a draining node is a no-op.
+    /// -> `Unit`; `NotFound` for an unknown node.
+    DrainNode { node: NodeId },
+    /// Forgets `node`: its locations are dropped, it leaves the status, and if it
+    /// registers again it is refused (`NotPermitted`): a node must wipe its data
+    /// directory, and so get a new id, to join again. Refused with `NotPermitted` while
+    /// some referenced shard has no copy on any other node, unless `force`.
+    /// -> `Removed`; `NotFound` for an unknown node.
+    RemoveNode { node: NodeId, force: bool },
+
+    // ---- durability ------------------------------------------------------------------
     /// Make every namespace change acknowledged so far durable (fsyncdir). Namespace
     /// changes are otherwise made durable within a fraction of a second, and a file's
     /// `Commit` makes everything before it durable. -> `Unit`.
@@ -353,7 +382,7 @@ pub enum CoordRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardIssue {
     pub id: ShardId,
-    /// Copies on live nodes.
+    /// Copies on live nodes that are not draining (those that count).
     pub live_copies: u32,
     /// Inodes of files that use the shard (at most a few, for the report).
     pub files: Vec<Ino>,
@@ -405,6 +434,16 @@ pub enum CoordResponse {
     },
     Status(ClusterStatus),
     Fsck(FsckReport),
+    /// For `Locate`: node ids per requested shard.
+    Locations(Vec<Vec<NodeId>>),
+    /// For `RemoveNode`.
+    Removed {
+        /// Shard locations dropped with the node.
+        locations: u64,
+        /// Referenced shards whose only copy was on the node (non-zero only with `force`):
+        /// their data is now missing.
+        only_copies: u64,
+    },
 }
 
 /// Most entries one `ReadDir` page may carry (keeps frames far below the cap).

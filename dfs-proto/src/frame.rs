@@ -31,14 +31,16 @@ pub enum FrameError {
     Truncated,
     #[error("peer speaks protocol version {got}, this build speaks {PROTOCOL_VERSION}")]
     Version { got: u16 },
-    #[error("cannot decode message: {0}")]
+    #[error("cannot decode message (unknown message type, or a body that does not match it): {0}")]
     Decode(#[from] postcard::Error),
+    #[error("request not received within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 impl From<FrameError> for WireError {
     fn from(e: FrameError) -> Self {
         let code = match e {
-            FrameError::Io(_) => ErrorCode::Unavailable,
+            FrameError::Io(_) | FrameError::Timeout(_) => ErrorCode::Unavailable,
             _ => ErrorCode::Invalid,
         };
         WireError::new(code, e.to_string())
@@ -86,16 +88,40 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
+    let len = read_len(r, cap).await?;
+    let mut payload = Vec::new();
+    read_payload(r, len, &mut payload).await?;
+    decode(&payload)
+}
+
+/// Reads a frame's length prefix and checks it against `cap`.
+pub async fn read_len<R: AsyncRead + Unpin>(r: &mut R, cap: u32) -> Result<u32, FrameError> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await.map_err(eof_is_truncated)?;
     let len = u32::from_le_bytes(len);
     if len > cap {
         return Err(FrameError::TooLarge { len, cap });
     }
-    // Only now, with the length known to be sane, do we allocate.
-    let mut payload = vec![0u8; len as usize];
-    r.read_exact(&mut payload).await.map_err(eof_is_truncated)?;
-    decode(&payload)
+    Ok(len)
+}
+
+/// Appends exactly `len` more bytes from `r` to `buf`.
+///
+/// The buffer grows as bytes arrive rather than being allocated at the announced length
+/// up front: a peer that announces a frame of the full cap and then sends one byte a
+/// second holds one byte of our memory, not 8 MiB (see `rpc.rs` for the budget that
+/// bounds the bytes that really did arrive).
+pub async fn read_payload<R: AsyncRead + Unpin>(
+    r: &mut R,
+    len: u32,
+    buf: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    let want = len as usize;
+    let got = r.take(u64::from(len)).read_to_end(buf).await?;
+    if got < want {
+        return Err(FrameError::Truncated);
+    }
+    Ok(())
 }
 
 fn eof_is_truncated(e: std::io::Error) -> FrameError {

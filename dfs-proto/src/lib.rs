@@ -9,18 +9,25 @@
 //! - [`frame`]: how one message is put on a QUIC stream: a length prefix, checked against a
 //!   cap *before* anything is allocated, then a protocol version, then postcard bytes.
 //! - [`pki`]: the cluster certificate authority and the certificates it issues.
+//! - [`revocation`]: the deny list of revoked certificates, re-read while serving.
 //! - [`tls`]: loading those certificates into mutually-authenticated QUIC configs.
+//! - [`access`]: the per-request role check servers run before any work (authorization).
+//! - `intruder` (feature `test-peers`): identities servers must refuse, for tests.
 //! - [`rpc`]: one bidirectional QUIC stream per request, with deadlines, for clients and
 //!   servers alike.
 //!
 //! Keep this crate small: it is what every component must agree on, nothing more.
 
+pub mod access;
 pub mod coord_msg;
 pub mod error;
 pub mod frame;
 pub mod ids;
+#[cfg(feature = "test-peers")]
+pub mod intruder;
 pub mod node_msg;
 pub mod pki;
+pub mod revocation;
 pub mod rpc;
 pub mod tls;
 
@@ -30,7 +37,7 @@ pub use ids::{Ino, NodeId, ShardId, ROOT_INO};
 /// Version of the message formats in this crate. A peer speaking another version gets a
 /// clear `Invalid` error for that stream instead of undecodable garbage. Bump it whenever a
 /// message changes shape (postcard is not self-describing: reordering fields breaks peers).
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// ALPN protocol name negotiated in the TLS handshake. A peer that does not speak dfs at
 /// all fails the handshake instead of sending frames we cannot parse.

@@ -59,7 +59,7 @@ pub fn create_ca(dir: &Path, cluster_name: &str) -> Result<()> {
             crt.display()
         );
     }
-    fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    create_private_dir(dir)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, format!("dfs cluster CA {cluster_name}"));
@@ -130,6 +130,19 @@ pub fn init_dir(dir: &Path, cluster_name: &str, nodes: usize) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` (and missing parents) with mode 0700: certificate directories hold
+/// private keys, and data directories hold everyone's file contents and metadata, which
+/// the mount's permission checks protect only when read through the mount. Directories
+/// that already exist keep their mode (an operator may have chosen it).
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("create {}", dir.display()))
+}
+
 /// Writes a secret with mode 0600 from the moment it exists (no window where it is
 /// world-readable), replacing any previous file.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
@@ -173,6 +186,10 @@ mod tests {
             let m = fs::metadata(dir.path().join(f)).unwrap();
             assert_eq!(m.mode() & 0o777, 0o600, "{f}");
         }
+        let fresh = dir.path().join("new/certs");
+        init_dir(&fresh, "test", 0).unwrap();
+        let m = fs::metadata(&fresh).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o700, "certificate directory");
         // Idempotent.
         let before = fs::read(dir.path().join("node-1.crt")).unwrap();
         init_dir(dir.path(), "test", 2).unwrap();

@@ -8,18 +8,27 @@
 //!
 //! Every client call has a deadline: a peer that is frozen or cut off costs at most that
 //! long, then the caller gets `Unavailable` and can try elsewhere.
+//!
+//! Servers defend themselves the same way ([`Limits`], [`serve_with`]): a cap on
+//! connections, a deadline for receiving each request, an idle timeout, and a budget of
+//! request bytes in memory, so that peers that connect and then send nothing, or send
+//! one byte a second, cannot crowd out everyone else. They also check the deny list of
+//! revoked certificates on every new stream (see `revocation.rs`).
 
-use crate::frame::{read_msg, write_msg, MAX_FRAME};
+use crate::frame::{decode, read_len, read_msg, read_payload, write_msg, FrameError, MAX_FRAME};
 use crate::pki::Role;
-use crate::tls::{peer_roles, ClusterTls};
+use crate::revocation::DenyList;
+use crate::tls::{peer_certificate, peer_roles, ClusterTls};
 use crate::{WireError, WireResult};
 use anyhow::{Context, Result};
+use rustls::pki_types::CertificateDer;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info_span, warn, Instrument};
 
 /// Who sent a request: the address and the roles its certificate grants.
@@ -46,8 +55,75 @@ pub fn server_endpoint(tls: &ClusterTls, addr: SocketAddr) -> Result<quinn::Endp
         .with_context(|| format!("bind QUIC endpoint on {addr}"))
 }
 
-/// Accepts connections until `shutdown` resolves, serving each request stream with
-/// `handler`. Returns after closing the endpoint.
+/// Limits that keep one peer (or many) from exhausting a server.
+///
+/// Every peer has passed mutual TLS, but a buggy or compromised one must still not be able
+/// to starve the others: it may not hold more than its share of connections, streams,
+/// memory or time. The defaults suit a real cluster; tests shrink them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections (including ones still in their handshake) served at once. Beyond it a
+    /// new connection is refused at once rather than queued.
+    pub max_connections: usize,
+    /// Connections from one IP address. Lower than `max_connections`, so that one
+    /// misbehaving host cannot take every slot; generous, because a NAT may hide many
+    /// mounts behind one address.
+    pub max_connections_per_ip: usize,
+    /// Time a peer has, once it opened a request stream, to deliver the whole request
+    /// frame. A peer trickling one byte a second ("slowloris") loses the stream after this
+    /// instead of holding it forever. 1 MiB needs ~1 s even at 10 Mbit/s; 8 MiB, 7 s.
+    pub request_timeout: Duration,
+    /// A connection with no request for this long is closed. QUIC keep-alives would
+    /// otherwise keep an unused connection (and its slot) forever. Clients redial on their
+    /// next call.
+    pub idle_connection_timeout: Duration,
+    /// Bytes of request frames held in memory at once, over all connections. A stream
+    /// takes its share as its bytes arrive, so idle or slow streams hold almost nothing;
+    /// when the budget is spent, streams wait (within `request_timeout`) for others to
+    /// finish.
+    pub max_request_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_connections_per_ip: 256,
+            request_timeout: Duration::from_secs(30),
+            idle_connection_timeout: Duration::from_secs(300),
+            max_request_bytes: 512 << 20,
+        }
+    }
+}
+
+/// How a server is run: its limits, and the deny list it checks on every request.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub limits: Limits,
+    pub deny: Arc<DenyList>,
+}
+
+impl ServerOptions {
+    /// Default limits and the deny list of the server's certificate directory.
+    pub fn new(tls: &ClusterTls) -> ServerOptions {
+        ServerOptions {
+            limits: Limits::default(),
+            deny: tls.deny_list(),
+        }
+    }
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            limits: Limits::default(),
+            deny: Arc::new(DenyList::empty()),
+        }
+    }
+}
+
+/// [`serve_with`] with default limits and no per-request deny-list check (the handshake
+/// still checks the deny list of the `ClusterTls` the endpoint was built from).
 pub async fn serve<Req, Resp, H>(
     endpoint: quinn::Endpoint,
     handler: Arc<H>,
@@ -57,6 +133,25 @@ pub async fn serve<Req, Resp, H>(
     Resp: Serialize + Send + 'static,
     H: Handler<Req, Resp>,
 {
+    serve_with(endpoint, handler, ServerOptions::default(), shutdown).await
+}
+
+/// Accepts connections until `shutdown` resolves, serving each request stream with
+/// `handler` within `opts.limits`. Returns after closing the endpoint.
+pub async fn serve_with<Req, Resp, H>(
+    endpoint: quinn::Endpoint,
+    handler: Arc<H>,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+    H: Handler<Req, Resp>,
+{
+    let limits = opts.limits;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let budget = Arc::new(Semaphore::new(limits.max_request_bytes));
     tokio::pin!(shutdown);
     loop {
         let incoming = tokio::select! {
@@ -66,13 +161,32 @@ pub async fn serve<Req, Resp, H>(
                 None => break,
             },
         };
+        let remote = incoming.remote_address();
+        // Take the slot before the handshake: half-open connections count too.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            warn!(%remote, "refused connection: {} connections already", limits.max_connections);
+            incoming.refuse();
+            continue;
+        };
+        let Some(ip_slot) = IpSlot::take(&per_ip, remote.ip(), limits.max_connections_per_ip)
+        else {
+            warn!(
+                %remote,
+                "refused connection: {} connections from this address already",
+                limits.max_connections_per_ip
+            );
+            incoming.refuse();
+            continue;
+        };
         let handler = handler.clone();
+        let (budget, deny) = (budget.clone(), opts.deny.clone());
         tokio::spawn(async move {
-            let remote = incoming.remote_address();
+            let _slots = (slot, ip_slot);
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
-                    // A peer without a certificate from our CA ends up here.
+                    // A peer without a certificate from our CA, or a revoked one, ends
+                    // up here (or, with TLS 1.3, at its first stream: see below).
                     warn!(%remote, "refused connection: {e}");
                     return;
                 }
@@ -81,7 +195,13 @@ pub async fn serve<Req, Resp, H>(
                 addr: remote,
                 roles: peer_roles(&conn),
             };
-            serve_connection(conn, peer, handler)
+            let conn_ctx = ConnCtx {
+                limits,
+                budget,
+                deny,
+                cert: peer_certificate(&conn),
+            };
+            serve_connection(conn, peer, handler, conn_ctx)
                 .instrument(info_span!("conn", %remote))
                 .await;
         });
@@ -89,25 +209,98 @@ pub async fn serve<Req, Resp, H>(
     endpoint.close(0u32.into(), b"shutting down");
 }
 
-async fn serve_connection<Req, Resp, H>(conn: quinn::Connection, peer: Peer, handler: Arc<H>)
-where
+/// One connection's place in the per-address count; given back when dropped.
+struct IpSlot {
+    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    fn take(map: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            map: map.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What every stream of one connection needs besides the handler.
+struct ConnCtx {
+    limits: Limits,
+    budget: Arc<Semaphore>,
+    deny: Arc<DenyList>,
+    /// The peer's certificate, checked against the deny list at every request.
+    cert: Option<CertificateDer<'static>>,
+}
+
+async fn serve_connection<Req, Resp, H>(
+    conn: quinn::Connection,
+    peer: Peer,
+    handler: Arc<H>,
+    ctx: ConnCtx,
+) where
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,
     H: Handler<Req, Resp>,
 {
+    // Streams of this connection still running, so that an idle timer never closes a
+    // connection in the middle of a long request.
+    let running = Arc::new(());
     loop {
-        let (mut send, mut recv) = match conn.accept_bi().await {
-            Ok(s) => s,
-            Err(e) => {
+        let accepted =
+            tokio::time::timeout(ctx.limits.idle_connection_timeout, conn.accept_bi()).await;
+        let (mut send, mut recv) = match accepted {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
                 debug!("connection ended: {e}");
                 return;
             }
+            Err(_) if Arc::strong_count(&running) > 1 => continue,
+            Err(_) => {
+                debug!("closing idle connection");
+                conn.close(0u32.into(), b"idle");
+                return;
+            }
         };
+        // Revoked while connected: cut the connection off at its next request.
+        if ctx.cert.as_ref().is_some_and(|c| ctx.deny.is_revoked(c)) {
+            warn!(peer = %peer.addr, "closing connection: certificate revoked");
+            conn.close(1u32.into(), b"certificate revoked");
+            return;
+        }
         let handler = handler.clone();
         let peer = peer.clone();
+        let (budget, limits, running) = (ctx.budget.clone(), ctx.limits, running.clone());
         tokio::spawn(async move {
-            let resp: WireResult<Resp> = match read_msg::<_, Req>(&mut recv, MAX_FRAME).await {
-                Ok(req) => handler.handle(&peer, req).await,
+            let _running = running;
+            let read = tokio::time::timeout(
+                limits.request_timeout,
+                read_request::<Req>(&mut recv, &budget),
+            )
+            .await
+            .unwrap_or(Err(FrameError::Timeout(limits.request_timeout)));
+            let resp: WireResult<Resp> = match read {
+                // The permit (the request's share of the memory budget) is held until
+                // the handler is done with the request's bytes.
+                Ok((req, _permit)) => handler.handle(&peer, req).await,
                 Err(e) => {
                     warn!(peer = %peer.addr, "bad request frame: {e}");
                     Err(e.into())
@@ -134,13 +327,55 @@ where
     }
 }
 
+/// Reads one request frame, taking its bytes from `budget` as they arrive.
+async fn read_request<Req: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+    budget: &Arc<Semaphore>,
+) -> Result<(Req, Option<OwnedSemaphorePermit>), FrameError> {
+    let len = read_len(recv, MAX_FRAME).await?;
+    let mut buf = Vec::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut left = len;
+    while left > 0 {
+        // Reserve a chunk, then read it: memory never runs ahead of the budget.
+        let chunk = left.min(CHUNK);
+        let permit = budget
+            .clone()
+            .acquire_many_owned(chunk)
+            .await
+            .map_err(|_| FrameError::Io(std::io::Error::other("server shutting down")))?;
+        match held.as_mut() {
+            Some(h) => h.merge(permit),
+            None => held = Some(permit),
+        }
+        read_payload(recv, chunk, &mut buf).await?;
+        left -= chunk;
+    }
+    Ok((decode(&buf)?, held))
+}
+
+/// Request bytes reserved from the budget at a time.
+const CHUNK: u32 = 64 * 1024;
+
 /// A client for one kind of server (coordinator or storage node), keeping one warm
 /// connection per server address.
 pub struct RpcClient {
     endpoint: quinn::Endpoint,
     server_role: Role,
-    conns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<quinn::Connection>>>>>,
+    conns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Warm>>>>>,
 }
+
+/// A cached connection and when a request last went out on it.
+struct Warm {
+    conn: quinn::Connection,
+    used: std::time::Instant,
+}
+
+/// A client stops reusing a connection it has not used for this long, well before the
+/// server's idle timeout ([`Limits::idle_connection_timeout`], 300 s) closes it: a request
+/// sent in the instant the server closes the connection would fail, and could not safely
+/// be retried.
+const CLIENT_IDLE: Duration = Duration::from_secs(240);
 
 /// Creates a client endpoint that can dial any dfs server.
 pub fn client_endpoint(tls: &ClusterTls) -> Result<quinn::Endpoint> {
@@ -233,10 +468,12 @@ impl RpcClient {
         };
         // One dial per address at a time: concurrent callers wait for the same handshake.
         let mut guard = slot.lock().await;
-        if let Some(c) = guard.as_ref() {
-            if c.close_reason().is_none() {
-                return Ok(c.clone());
+        if let Some(w) = guard.as_mut() {
+            if w.conn.close_reason().is_none() && w.used.elapsed() < CLIENT_IDLE {
+                w.used = std::time::Instant::now();
+                return Ok(w.conn.clone());
             }
+            w.conn.close(0u32.into(), b"idle");
         }
         let sock = resolve(addr).await?;
         let connecting = self
@@ -246,7 +483,10 @@ impl RpcClient {
         let conn = connecting
             .await
             .map_err(|e| WireError::unavailable(format!("connect to {addr}: {e}")))?;
-        *guard = Some(conn.clone());
+        *guard = Some(Warm {
+            conn: conn.clone(),
+            used: std::time::Instant::now(),
+        });
         Ok(conn)
     }
 
@@ -258,8 +498,8 @@ impl RpcClient {
         };
         if let Some(slot) = slot {
             if let Ok(mut g) = slot.try_lock() {
-                if let Some(c) = g.take() {
-                    c.close(0u32.into(), b"dropped");
+                if let Some(w) = g.take() {
+                    w.conn.close(0u32.into(), b"dropped");
                 }
             }
         }

@@ -5,20 +5,28 @@
 //! self-signed one, or none at all is refused during the handshake.
 
 use crate::pki::Role;
+use crate::revocation::DenyList;
 use anyhow::{anyhow, Context, Result};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::RootCertStore;
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::warn;
 
 /// A component's identity (certificate and key) plus the cluster CA it trusts.
 pub struct ClusterTls {
     roots: Arc<RootCertStore>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    /// Certificates refused although the CA signed them (see `revocation.rs`).
+    deny: Arc<DenyList>,
 }
 
 impl Clone for ClusterTls {
@@ -27,6 +35,7 @@ impl Clone for ClusterTls {
             roots: self.roots.clone(),
             chain: self.chain.clone(),
             key: self.key.clone_key(),
+            deny: self.deny.clone(),
         }
     }
 }
@@ -38,13 +47,24 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 impl ClusterTls {
-    /// Loads `ca.crt`, `NAME.crt` and `NAME.key` from a certificate directory.
+    /// Loads `ca.crt`, `NAME.crt` and `NAME.key` from a certificate directory, and uses
+    /// its deny list `revoked` (which need not exist yet) when serving.
+    ///
+    /// `ca.crt` may hold several CA certificates: during a CA rotation it holds the old
+    /// and the new one, so certificates from either are accepted (see docs/SECURITY.md).
     pub fn load_dir(dir: &Path, name: &str) -> Result<ClusterTls> {
-        ClusterTls::load(
+        let mut tls = ClusterTls::load(
             &dir.join("ca.crt"),
             &dir.join(format!("{name}.crt")),
             &dir.join(format!("{name}.key")),
-        )
+        )?;
+        tls.deny = Arc::new(DenyList::open(dir.join(crate::revocation::FILE_NAME)));
+        Ok(tls)
+    }
+
+    /// The deny list this identity serves with.
+    pub fn deny_list(&self) -> Arc<DenyList> {
+        self.deny.clone()
     }
 
     pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<ClusterTls> {
@@ -63,14 +83,19 @@ impl ClusterTls {
             roots: Arc::new(roots),
             chain,
             key,
+            deny: Arc::new(DenyList::empty()),
         })
     }
 
     /// Server side: requires and verifies a client certificate.
     pub fn server_config(&self) -> Result<quinn::ServerConfig> {
-        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
+        let webpki = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
             .build()
             .context("build client-certificate verifier")?;
+        let verifier = Arc::new(DenyingVerifier {
+            inner: webpki,
+            deny: self.deny.clone(),
+        });
         let mut tls = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
@@ -97,6 +122,70 @@ impl ClusterTls {
         cfg.transport_config(Arc::new(transport()));
         Ok(cfg)
     }
+}
+
+/// The CA check of `WebPkiClientVerifier` (chain, expiry, key usage), then the deny list:
+/// a revoked certificate fails the handshake although the CA signed it.
+#[derive(Debug)]
+struct DenyingVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    deny: Arc<DenyList>,
+}
+
+impl ClientCertVerifier for DenyingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let ok = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.deny.is_revoked(end_entity) {
+            warn!(
+                "refused revoked certificate {}",
+                crate::revocation::to_hex(&crate::revocation::fingerprint(end_entity))
+            );
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+        }
+        Ok(ok)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The peer's leaf certificate (DER), if it presented one.
+pub fn peer_certificate(conn: &quinn::Connection) -> Option<CertificateDer<'static>> {
+    let ident = conn.peer_identity()?;
+    let certs = ident.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    certs.first().cloned()
 }
 
 /// Transport settings shared by both sides.

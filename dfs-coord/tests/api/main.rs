@@ -4,11 +4,17 @@
 // A failed unwrap is how a test reports an unexpected error.
 #![allow(clippy::unwrap_used)]
 
+mod access;
+mod cluster_dir;
+mod decommission;
+mod dfs_cli;
 mod layout;
 mod maintenance;
+mod metrics;
 mod namespace;
 mod persist;
 mod quic;
+mod refused;
 mod registry;
 
 use dfs_coord::{CoordSettings, Coordinator};
@@ -28,6 +34,7 @@ pub struct T {
     pub c: Arc<Coordinator>,
     client: Peer,
     node: Peer,
+    admin: Peer,
 }
 
 impl Default for T {
@@ -56,11 +63,20 @@ impl T {
                 addr: "127.0.0.1:2".parse().unwrap(),
                 roles: vec![Role::Node],
             },
+            admin: Peer {
+                addr: "127.0.0.1:3".parse().unwrap(),
+                roles: vec![Role::Admin],
+            },
         }
     }
 
     pub async fn call(&self, req: CoordRequest) -> WireResult<CoordResponse> {
         self.c.handle(&self.client, req).await
+    }
+
+    /// As `dfs-coord status` / `fsck` would: with an admin certificate.
+    pub async fn admin_call(&self, req: CoordRequest) -> WireResult<CoordResponse> {
+        self.c.handle(&self.admin, req).await
     }
 
     pub async fn node_call(&self, req: CoordRequest) -> WireResult<CoordResponse> {
@@ -205,7 +221,7 @@ impl T {
     }
 
     pub async fn status(&self) -> ClusterStatus {
-        match self.call(CoordRequest::Status).await.unwrap() {
+        match self.admin_call(CoordRequest::Status).await.unwrap() {
             CoordResponse::Status(s) => s,
             other => panic!("expected Status, got {other:?}"),
         }

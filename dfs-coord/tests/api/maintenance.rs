@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Records every request and answers as a healthy node would.
 #[derive(Default)]
-struct Fake {
+pub(crate) struct Fake {
     log: Mutex<Vec<(String, NodeRequest)>>,
 }
 
@@ -29,7 +29,7 @@ impl NodeSender for Fake {
 
 impl Fake {
     /// Takes the requests recorded so far as `(address, summary)`.
-    fn take(&self) -> Vec<(String, Sent)> {
+    pub(crate) fn take(&self) -> Vec<(String, Sent)> {
         std::mem::take(&mut *self.log.lock().unwrap())
             .into_iter()
             .map(|(a, r)| {
@@ -45,17 +45,17 @@ impl Fake {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Sent {
+pub(crate) enum Sent {
     Replicate(ShardId, Vec<String>),
     Delete(ShardId),
 }
 
-fn addr(n: u64) -> String {
+pub(crate) fn addr(n: u64) -> String {
     format!("127.0.0.1:{}", 7000 + n)
 }
 
 /// A coordinator with nodes 1..=n registered and a fake sender plugged in.
-async fn setup(s: CoordSettings, n: u64) -> (T, Arc<Fake>) {
+pub(crate) async fn setup(s: CoordSettings, n: u64) -> (T, Arc<Fake>) {
     let t = T::with(CoordSettings {
         node_timeout: Duration::from_millis(200),
         ..s
@@ -70,7 +70,7 @@ async fn setup(s: CoordSettings, n: u64) -> (T, Arc<Fake>) {
 
 /// Lets `down` nodes miss their heartbeats while the others keep beating; returns the
 /// instant they were marked Down.
-async fn lose(t: &T, n: u64, down: &[u64]) -> Instant {
+pub(crate) async fn lose(t: &T, n: u64, down: &[u64]) -> Instant {
     tokio::time::sleep(Duration::from_millis(300)).await;
     for i in (1..=n).filter(|i| !down.contains(i)) {
         heartbeat(t, i).await;
@@ -80,7 +80,7 @@ async fn lose(t: &T, n: u64, down: &[u64]) -> Instant {
     now
 }
 
-async fn heartbeat(t: &T, n: u64) {
+pub(crate) async fn heartbeat(t: &T, n: u64) {
     t.node_call(CoordRequest::Heartbeat {
         node: NodeId(n),
         stats: stats(1 << 30),
@@ -89,14 +89,14 @@ async fn heartbeat(t: &T, n: u64) {
     .unwrap();
 }
 
-fn holders(l: &Layout, i: usize) -> Vec<u64> {
+pub(crate) fn holders(l: &Layout, i: usize) -> Vec<u64> {
     let mut h: Vec<u64> = l.shards[i].holders.iter().map(|h| h.id.0).collect();
     h.sort();
     h
 }
 
-async fn fsck(t: &T) -> FsckReport {
-    match t.call(CoordRequest::Fsck).await.unwrap() {
+pub(crate) async fn fsck(t: &T) -> FsckReport {
+    match t.admin_call(CoordRequest::Fsck).await.unwrap() {
         CoordResponse::Fsck(r) => r,
         other => panic!("expected Fsck, got {other:?}"),
     }
@@ -255,6 +255,46 @@ async fn unreferenced_shards_are_collected_only_after_the_grace_and_never_if_jus
         .unwrap();
     assert_eq!(fake.take().len(), 2);
     assert_eq!(fsck(&t).await.orphaned, 0);
+}
+
+#[tokio::test]
+async fn committed_then_replaced_content_waits_only_the_unref_grace() {
+    // A placement protects a shard for gc_grace, but the commit uses it up: content that
+    // was placed, committed and then overwritten goes after the (short) unref_grace. Had
+    // the placement kept protecting it, a program rewriting one file would fill the disks
+    // for gc_grace (fsx did, at 30 MB/s).
+    let unref = Duration::from_millis(200);
+    let (t, fake) = setup(
+        CoordSettings {
+            gc_grace: Duration::from_secs(600),
+            unref_grace: unref,
+            ..Default::default()
+        },
+        2,
+    )
+    .await;
+    let f = t.file(ROOT, "f").await;
+    let old = b"old content".to_vec();
+    t.place(vec![(ShardId::of(&old), old.len() as u32)])
+        .await
+        .unwrap();
+    t.commit(f.ino, 11, vec![cshard(0, &old, &[1, 2])], USER)
+        .await
+        .unwrap();
+    unref_all(&t, f.ino).await;
+    let t0 = Instant::now();
+    t.c.maintain_once(t0).await.unwrap();
+    assert!(fake.take().is_empty(), "deleted within the unref grace");
+    t.c.maintain_once(t0 + unref * 2).await.unwrap();
+    let mut sent = fake.take();
+    sent.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        sent,
+        vec![
+            (addr(1), Sent::Delete(ShardId::of(&old))),
+            (addr(2), Sent::Delete(ShardId::of(&old)))
+        ]
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ async fn serve_over_quic_and_refuse_client_registry_calls() {
         cert_name: "coord".into(),
         settings: CoordSettings::default(),
         addr_file: Some(addr_file.clone()),
+        metrics_listen: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(dfs_coord::run(cfg, async {
