@@ -47,6 +47,7 @@ pub fn rule(req: &CoordRequest) -> Rule {
         Q::Place { .. } => Rule::new("Place", MOUNT),
         Q::Commit { .. } => Rule::new("Commit", MOUNT),
         Q::Touch { .. } => Rule::new("Touch", MOUNT),
+        Q::Sync => Rule::new("Sync", MOUNT),
         // Node registry.
         Q::Register { .. } => Rule::new("Register", NODE),
         Q::Inventory { .. } => Rule::new("Inventory", NODE),

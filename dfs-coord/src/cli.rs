@@ -108,6 +108,14 @@ pub enum Command {
         /// before their copies are deleted (readers with an older layout may still ask).
         #[arg(long, default_value = "1m", value_parser = parse_dur)]
         unref_grace: Duration,
+        /// Acknowledge namespace changes (create, mkdir, unlink, rename, setattr, xattrs)
+        /// before they are fsynced, and fsync them in batches every 100 ms: about 1.4x
+        /// faster creates and 2x faster deletes on a disk where an fsync costs 3 ms, but a
+        /// coordinator crash or power cut can lose the last 100 ms of such changes (file
+        /// contents committed by close or fsync are never lost). Off: every acknowledged
+        /// change is durable.
+        #[arg(long)]
+        lazy_namespace_sync: bool,
         /// Most bytes per second re-replication may copy in total (K, M, G suffixes), so
         /// client I/O keeps going during a repair.
         #[arg(long, default_value = "64M", value_parser = parse_size)]
@@ -304,6 +312,7 @@ fn run_command(command: Command) -> Result<()> {
             repair_grace,
             gc_grace,
             unref_grace,
+            lazy_namespace_sync,
             repair_rate,
             maintenance_interval,
             addr_file,
@@ -317,6 +326,7 @@ fn run_command(command: Command) -> Result<()> {
                 repair_grace,
                 gc_grace,
                 unref_grace,
+                lazy_namespace_sync,
                 repair_rate,
                 maintenance_interval,
             };

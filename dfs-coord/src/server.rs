@@ -119,6 +119,33 @@ impl Coordinator {
             .map_err(|e| WireError::internal(format!("metadata task failed: {e}")))?
     }
 
+    /// Runs `f` in a write transaction for a namespace change: durable at once, or with
+    /// `--lazy-namespace-sync` durable within `SYNC_INTERVAL` (`Store::write_soon`).
+    pub(crate) async fn write_soon<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tables<'_>) -> WireResult<T> + Send + 'static,
+    ) -> WireResult<T> {
+        let store = self.store.clone();
+        let lazy = self.settings.lazy_namespace_sync;
+        tokio::task::spawn_blocking(move || {
+            if lazy {
+                store.write_soon(f)
+            } else {
+                store.write(f)
+            }
+        })
+        .await
+        .map_err(|e| WireError::internal(format!("metadata task failed: {e}")))?
+    }
+
+    /// Makes every namespace change so far durable.
+    pub(crate) async fn sync(&self) -> WireResult<()> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .map_err(|e| WireError::internal(format!("metadata task failed: {e}")))?
+    }
+
     /// Runs `f` on a read snapshot on the blocking pool.
     pub(crate) async fn read<T: Send + 'static>(
         &self,
@@ -164,7 +191,7 @@ impl Coordinator {
                 caller: _,
                 set,
             } => self
-                .write(move |t| namespace::setattr(t, ino, &set, ss, now_ns()))
+                .write_soon(move |t| namespace::setattr(t, ino, &set, ss, now_ns()))
                 .await
                 .map(R::Attr),
             Q::Create {
@@ -175,7 +202,7 @@ impl Coordinator {
                 rdev,
                 caller,
             } => self
-                .write(move |t| {
+                .write_soon(move |t| {
                     namespace::create(t, parent, &name, kind, perm, rdev, caller, now_ns())
                 })
                 .await
@@ -186,7 +213,9 @@ impl Coordinator {
                 target,
                 caller,
             } => self
-                .write(move |t| namespace::symlink(t, parent, &name, &target, caller, now_ns()))
+                .write_soon(move |t| {
+                    namespace::symlink(t, parent, &name, &target, caller, now_ns())
+                })
                 .await
                 .map(R::Attr),
             Q::Readlink { ino } => self
@@ -198,15 +227,15 @@ impl Coordinator {
                 new_parent,
                 new_name,
             } => self
-                .write(move |t| namespace::link(t, ino, new_parent, &new_name, now_ns()))
+                .write_soon(move |t| namespace::link(t, ino, new_parent, &new_name, now_ns()))
                 .await
                 .map(R::Attr),
             Q::Unlink { parent, name, keep } => self
-                .write(move |t| namespace::unlink(t, parent, &name, keep, now_ns()))
+                .write_soon(move |t| namespace::unlink(t, parent, &name, keep, now_ns()))
                 .await
                 .map(|()| R::Unit),
             Q::Rmdir { parent, name } => self
-                .write(move |t| namespace::rmdir(t, parent, &name, now_ns()))
+                .write_soon(move |t| namespace::rmdir(t, parent, &name, now_ns()))
                 .await
                 .map(|()| R::Unit),
             Q::Rename {
@@ -216,7 +245,7 @@ impl Coordinator {
                 new_name,
                 flags,
             } => self
-                .write(move |t| {
+                .write_soon(move |t| {
                     namespace::rename(t, parent, &name, new_parent, &new_name, flags, now_ns())
                 })
                 .await
@@ -235,7 +264,7 @@ impl Coordinator {
                 value,
                 mode,
             } => self
-                .write(move |t| xattr::set(t, ino, &name, &value, mode, now_ns()))
+                .write_soon(move |t| xattr::set(t, ino, &name, &value, mode, now_ns()))
                 .await
                 .map(|()| R::Unit),
             Q::GetXattr { ino, name } => self
@@ -244,10 +273,11 @@ impl Coordinator {
                 .map(R::Bytes),
             Q::ListXattr { ino } => self.read(move |r| xattr::list(r, ino)).await.map(R::Names),
             Q::RemoveXattr { ino, name } => self
-                .write(move |t| xattr::remove(t, ino, &name, now_ns()))
+                .write_soon(move |t| xattr::remove(t, ino, &name, now_ns()))
                 .await
                 .map(|()| R::Unit),
             Q::StatFs => self.statfs().await.map(R::FsStats),
+            Q::Sync => self.sync().await.map(|()| R::Unit),
             Q::GetLayout { ino, from, limit } => {
                 let (up, draining) = {
                     let reg = self.registry();
@@ -538,10 +568,22 @@ async fn down_detector(coord: Arc<Coordinator>) {
     }
 }
 
+/// Makes lazily committed namespace changes durable every `SYNC_INTERVAL` (one fsync for
+/// however many changes came in meanwhile; nothing when there were none).
+async fn sync_loop(coord: Arc<Coordinator>) {
+    let mut iv = tokio::time::interval(crate::store::SYNC_INTERVAL);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        iv.tick().await;
+        if let Err(e) = coord.sync().await {
+            warn!("failed to make namespace changes durable: {e}");
+        }
+    }
+}
+
 /// Opens `DATA/meta.redb`, serves QUIC on `cfg.listen` and watches node heartbeats until
-/// `shutdown` resolves. Every acknowledged change is already durable, so shutting down
-/// needs no flushing: it stops accepting, lets in-flight streams finish briefly, and
-/// returns.
+/// `shutdown` resolves. Shutting down stops accepting, makes the last lazily committed
+/// namespace changes durable, lets in-flight streams finish briefly, and returns.
 pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     dfs_proto::pki::create_private_dir(&cfg.data).context("create data directory")?;
     let db_path = cfg.data.join("meta.redb");
@@ -583,6 +625,7 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     }
     let detector = tokio::spawn(down_detector(coord.clone()));
     let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
+    let syncer = tokio::spawn(sync_loop(coord.clone()));
     // Bound, store open, address written: from here requests are answered, so a service
     // manager may start what depends on us (see `dfs_ops::sd_notify`).
     sd_notify::notify_or_log(sd_notify::READY);
@@ -592,7 +635,7 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     };
     serve_with(
         endpoint.clone(),
-        Arc::new(Metered::new(coord, rpc_metrics)),
+        Arc::new(Metered::new(coord.clone(), rpc_metrics)),
         ServerOptions::new(&tls),
         shutdown,
     )
@@ -602,6 +645,10 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     }
     detector.abort();
     maintenance.abort();
+    syncer.abort();
+    if let Err(e) = coord.sync().await {
+        warn!("failed to make the last namespace changes durable: {e}");
+    }
     // Give clients a moment to receive the close; nothing is lost if they do not.
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     info!("coordinator stopped");

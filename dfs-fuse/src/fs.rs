@@ -361,6 +361,15 @@ impl<B: Backend> Fs<B> {
         expect!(self.meta(CoordRequest::StatFs).await?, FsStats, "StatFs")
     }
 
+    /// fsyncdir: the coordinator makes namespace changes durable a fraction of a second
+    /// after acknowledging them; this makes every change so far durable now.
+    pub async fn sync_namespace(&self) -> WireResult<()> {
+        match self.meta(CoordRequest::Sync).await? {
+            CoordResponse::Unit => Ok(()),
+            _ => Err(WireError::unexpected("Sync")),
+        }
+    }
+
     // ---- directories ----------------------------------------------------------------
 
     /// Takes a snapshot of the directory (all pages), so a listing is consistent even if
@@ -402,6 +411,12 @@ impl<B: Backend> Fs<B> {
             .get(&fh)
             .cloned()
             .ok_or_else(|| WireError::invalid(format!("no open directory handle {fh}")))
+    }
+
+    /// The attributes `lookup` would give for a listed entry: the listing's, with this
+    /// mount's uncommitted writes overlaid (for readdirplus).
+    pub async fn listed_attr(&self, attr: Attr) -> Attr {
+        self.overlay(attr).await
     }
 
     pub fn releasedir(&self, fh: u64) {

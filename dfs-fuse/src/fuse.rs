@@ -14,8 +14,8 @@ use dfs_proto::WireError;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::path::Path;
@@ -163,6 +163,14 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         // Let the kernel send writes of up to 1 MiB (one shard) in one request.
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
+        // readdirplus: a listing carries each entry's attributes (the coordinator's ReadDir
+        // pages have them anyway), so `ls -l` of N files costs one listing instead of one
+        // listing plus N lookups. AUTO lets the kernel use it only when lookups follow.
+        if let Err(e) = config.add_capabilities(
+            fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
+        ) {
+            tracing::debug!("kernel lacks readdirplus ({e:?}); plain readdir it is");
+        }
         Ok(())
     }
 
@@ -525,6 +533,80 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         reply.ok();
     }
 
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let snap = match self.fs.dir(fh.0) {
+            Ok(s) => s,
+            Err(e) => return reply.error(err(&e)),
+        };
+        let fs = self.fs.clone();
+        let ttl = self.ttl;
+        spawn!(self, async move {
+            // Positions as in `readdir`. The kernel links no dentry for "." and "..", so
+            // their attributes only need the right inode and type.
+            let dot = |ino: u64| FileAttr {
+                ino: INodeNo(ino),
+                size: 0,
+                blocks: 0,
+                atime: SystemTime::UNIX_EPOCH,
+                mtime: SystemTime::UNIX_EPOCH,
+                ctime: SystemTime::UNIX_EPOCH,
+                crtime: SystemTime::UNIX_EPOCH,
+                kind: FileType::Directory,
+                perm: 0o755,
+                nlink: 2,
+                uid: 0,
+                gid: 0,
+                rdev: 0,
+                blksize: 1 << 20,
+                flags: 0,
+            };
+            let total = snap.entries.len() as u64 + 2;
+            for k in offset..total {
+                let full = match k {
+                    0 => reply.add(
+                        INodeNo(snap.ino),
+                        1,
+                        ".",
+                        &ttl,
+                        &dot(snap.ino),
+                        Generation(0),
+                    ),
+                    1 => reply.add(
+                        INodeNo(snap.parent),
+                        2,
+                        "..",
+                        &ttl,
+                        &dot(snap.parent),
+                        Generation(0),
+                    ),
+                    _ => {
+                        let e = &snap.entries[(k - 2) as usize];
+                        let a = fs.listed_attr(e.attr.clone()).await;
+                        reply.add(
+                            INodeNo(a.ino),
+                            k + 1,
+                            e.name.as_str(),
+                            &ttl,
+                            &file_attr(&a),
+                            Generation(0),
+                        )
+                    }
+                };
+                if full {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
     fn releasedir(
         &self,
         _req: &Request,
@@ -545,8 +627,10 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Every namespace change is committed by the coordinator before it is acknowledged.
-        reply.ok();
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            reply_empty(reply, fs.sync_namespace().await);
+        });
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -196,6 +196,7 @@ impl Operation for CoordRequest {
             Q::ReportCorrupt { .. } => "report_corrupt",
             Q::Fsck => "fsck",
             Q::Touch { .. } => "touch",
+            Q::Sync => "sync",
             Q::Locate { .. } => "locate",
             Q::DrainNode { .. } => "drain_node",
             Q::RemoveNode { .. } => "remove_node",

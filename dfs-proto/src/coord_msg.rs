@@ -370,6 +370,12 @@ pub enum CoordRequest {
     /// some referenced shard has no copy on any other node, unless `force`.
     /// -> `Removed`; `NotFound` for an unknown node.
     RemoveNode { node: NodeId, force: bool },
+
+    // ---- durability ------------------------------------------------------------------
+    /// Make every namespace change acknowledged so far durable (fsyncdir). Namespace
+    /// changes are otherwise made durable within a fraction of a second, and a file's
+    /// `Commit` makes everything before it durable. -> `Unit`.
+    Sync,
 }
 
 /// One shard with a problem, for `Fsck`.
