@@ -555,6 +555,11 @@ async fn down_detector(coord: Arc<Coordinator>) {
 /// needs no flushing: it stops accepting, lets in-flight streams finish briefly, and
 /// returns.
 pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // A view that may not be served is a configuration mistake: say so before touching
+    // the store or the network.
+    if let Some(addr) = cfg.view_listen {
+        crate::view::check_exposure(addr, cfg.view_token.as_deref())?;
+    }
     dfs_proto::pki::create_private_dir(&cfg.data).context("create data directory")?;
     let db_path = cfg.data.join("meta.redb");
     let coord = tokio::task::spawn_blocking(move || Coordinator::open(&db_path, cfg.settings))

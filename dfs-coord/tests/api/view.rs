@@ -215,3 +215,50 @@ async fn view_refuses_a_public_address_without_a_token() {
         "{err:#}"
     );
 }
+
+#[tokio::test]
+async fn corruption_and_garbage_collection_are_events() {
+    let unref = Duration::from_millis(200);
+    let (t, _fake) = setup(
+        CoordSettings {
+            unref_grace: unref,
+            ..Default::default()
+        },
+        3,
+    )
+    .await;
+    let f = t.file(ROOT, "f").await;
+    let data = b"short-lived".to_vec();
+    let id = ShardId::of(&data);
+    t.commit(f.ino, 11, vec![cshard(0, &data, &[1, 2])], USER)
+        .await
+        .unwrap();
+    t.node_call(CoordRequest::ReportCorrupt {
+        node: NodeId(1),
+        id,
+    })
+    .await
+    .unwrap();
+    // Truncating drops the shard's only reference: past the unref grace it is collected.
+    t.setattr(
+        f.ino,
+        SetAttrs {
+            size: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    t.c.maintain_once(t0).await.unwrap();
+    t.c.maintain_once(t0 + unref * 2).await.unwrap();
+
+    let ev = ask(&t, "/api/events?after=3").await.body;
+    let corrupt = format!("node 0000000000000001 reported shard {id} corrupt");
+    assert!(ev.contains("\"kind\":\"corruption\""), "{ev}");
+    assert!(ev.contains(&corrupt), "{ev}");
+    assert!(
+        ev.contains("\"kind\":\"gc\",\"text\":\"gc: removed 1 shards"),
+        "{ev}"
+    );
+}
