@@ -41,11 +41,14 @@ api() {
 }
 # field JSON EXPR: a value from a JSON document, EXPR in Python over `d`.
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" <<<"$1"; }
-# chromium ARGS...: one headless run with a throw-away profile. --virtual-time-budget
-# lets the page's scripts run (and poll a few times) before the DOM or screenshot is taken.
+# chromium ARGS...: one headless run with a throw-away profile, and HOME and the XDG
+# directories in $WORK too, so that crash reports and caches do not land in ~.
+# --virtual-time-budget lets the page's scripts run (and poll a few times) before the DOM
+# or the screenshot is taken.
 chromium_run() {
   local profile; profile=$(mktemp -d "$WORK/profile.XXXXXX")
-  timeout 90 chromium --headless --disable-gpu --no-sandbox --user-data-dir="$profile" \
+  HOME=$profile XDG_CONFIG_HOME=$profile/.config XDG_CACHE_HOME=$profile/.cache \
+    timeout 90 chromium --headless --disable-gpu --no-sandbox --user-data-dir="$profile/data" \
     --window-size=1280,900 --virtual-time-budget=3000 "$@" 2>>"$WORK/chromium.log"
 }
 dom() { chromium_run --dump-dom "$VIEW/?path=/big"; }
