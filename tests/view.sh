@@ -4,10 +4,11 @@
 # while repair copies its shards elsewhere the page must show node-2 down, the repair in
 # its events and the file's copies on the dead node; once repair is done, the event that
 # says so. With VIEW_SCREENSHOT=FILE the screenshot taken during the repair is kept there
-# (the README's docs/cluster-view.png comes from this).
+# (the README's docs/cluster-view.png comes from this). Last, a coordinator of its own
+# with --view-token-file: the page opened with the token shows data, a wrong one gets 401.
 #
-# Needs Debian's `chromium` package (installed with apt-get if missing). Takes about a
-# minute, most of it the repair, slowed on purpose (--repair-rate 2M) so that the page can
+# Needs Debian's `chromium` package (installed with apt-get if missing). Takes about 40 s
+# on a quiet machine, most of it the repair, slowed on purpose (--repair-rate 2M) so that the page can
 # be caught in the middle of it.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,7 +18,13 @@ source "$HERE/teardown.sh"
 WORK=$(mktemp -d /tmp/dfs-view-work.XXXXXX)
 M=$DIR/mnt
 fail() { echo "VIEW FAIL: $*" >&2; exit 1; }
-cleanup() { local rc=$?; teardown "$DIR" $rc $OWNED; rm -rf "$WORK"; }
+TCOORD=
+cleanup() {
+  local rc=$?
+  [[ -z $TCOORD ]] || kill "$TCOORD" 2>/dev/null || true
+  teardown "$DIR" $rc $OWNED
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 step() { printf '[view %s] %s\n' "$(date +%T)" "$*"; }
 START=$SECONDS
@@ -114,5 +121,26 @@ dom >"$WORK/after.html"
 grep -q 'data-kind="repair_finished"' "$WORK/after.html" || fail "page shows no repair-finished event"
 [[ $(field "$(api /api/status)" 'd["under_replicated"]') == 0 ]] || fail "shards still under-replicated"
 cmp "$WORK/big" "$M/big" || fail "the file changed"
+
+step "with a token: a coordinator of its own (no nodes) whose view requires one"
+echo "view-test-token" >"$WORK/token"
+TPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+BIN=$HERE/../target/${DFS_PROFILE:-debug}
+"$BIN/dfs-coord" serve --data "$WORK/tcoord" --certs "$DIR/certs" --listen 127.0.0.1:0 \
+  --addr-file "$WORK/tcoord.addr" --view-listen "127.0.0.1:$TPORT" \
+  --view-token-file "$WORK/token" >"$WORK/tcoord.log" 2>&1 &
+TCOORD=$!
+end=$((SECONDS + 20))
+until [[ -s $WORK/tcoord.addr ]]; do
+  ((SECONDS < end)) || fail "token coordinator did not start (see $WORK/tcoord.log)"
+  sleep 0.1
+done
+chromium_run --dump-dom "http://127.0.0.1:$TPORT/?token=view-test-token" >"$WORK/token.html"
+chromium_run --dump-dom "http://127.0.0.1:$TPORT/?token=wrong" >"$WORK/notoken.html"
+kill "$TCOORD"; wait "$TCOORD" 2>/dev/null || true; TCOORD=
+# The page passes its token on to its API requests: it shows fresh data, not an error.
+grep -Eq 'id="conn"[^>]*>updated' "$WORK/token.html" || fail "page opened with the token does not update"
+grep -q 'class="tile" id="t-nodes"><div class="v">0 / 0' "$WORK/token.html" || fail "page with the token shows no status"
+grep -q 'needs its token' "$WORK/notoken.html" || fail "a wrong token was not refused"
 
 step "ok in $((SECONDS - START)) s"
