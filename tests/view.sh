@@ -8,8 +8,8 @@
 # with --view-token-file: the page opened with the token shows data, a wrong one gets 401.
 #
 # Needs Debian's `chromium` package (installed with apt-get if missing). Takes about 40 s
-# on a quiet machine, most of it the repair, slowed on purpose (--repair-rate 2M) so that the page can
-# be caught in the middle of it.
+# on a quiet machine, most of it the repair, slowed on purpose (--repair-rate 2M) so that
+# the page can be caught in the middle of it.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OWNED=; [[ -n ${1:-} ]] || OWNED=1
