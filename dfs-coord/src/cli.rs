@@ -130,6 +130,16 @@ pub enum Command {
         /// address only your monitoring reaches), e.g. 127.0.0.1:9100 [default: off].
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
+        /// Serve the live cluster view, a web page, at http://ADDR/ (plain TCP). Only a
+        /// loopback address unless --view-token-file is set, e.g. 127.0.0.1:7080
+        /// [default: off].
+        #[arg(long, value_name = "ADDR")]
+        view_listen: Option<SocketAddr>,
+        /// File holding the token the cluster view requires (`Authorization: Bearer
+        /// TOKEN` or `?token=TOKEN`), needed to bind a non-loopback address [default: no
+        /// token].
+        #[arg(long, value_name = "PATH")]
+        view_token_file: Option<PathBuf>,
     },
     /// Show the nodes of a running cluster and its replication state.
     Status {
@@ -317,6 +327,8 @@ fn run_command(command: Command) -> Result<()> {
             maintenance_interval,
             addr_file,
             metrics_listen,
+            view_listen,
+            view_token_file,
         } => {
             let settings = CoordSettings {
                 replicas,
@@ -341,6 +353,8 @@ fn run_command(command: Command) -> Result<()> {
                 settings,
                 addr_file,
                 metrics_listen,
+                view_listen,
+                view_token: view_token_file.as_deref().map(read_token).transpose()?,
             };
             runtime()?.block_on(async {
                 let shutdown = shutdown_signal()?;
@@ -361,6 +375,18 @@ fn run_command(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Reads the cluster view's token: the file's first line, trimmed (a trailing newline
+/// from `echo` is not part of it).
+fn read_token(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read the view token from {}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        bail!("the view token file {} is empty", path.display());
+    }
+    Ok(token)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -110,6 +110,10 @@ pub struct CoordConfig {
     pub addr_file: Option<PathBuf>,
     /// Where to serve Prometheus metrics (`GET /metrics`); `None`: nowhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to serve the live cluster view (`view.rs`); `None`: nowhere.
+    pub view_listen: Option<SocketAddr>,
+    /// The token every view request must carry; required to bind a non-loopback address.
+    pub view_token: Option<String>,
 }
 
 /// Parses a byte size: a number with an optional binary suffix `K`, `M` or `G` (an

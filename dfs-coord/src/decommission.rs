@@ -18,6 +18,7 @@
 //! refused instead of quietly rejoining with stale data. To join again it must wipe its
 //! data directory, which gives it a new random id (`dfs-node`'s `node.id`).
 
+use crate::events::EventKind;
 use crate::server::Coordinator;
 use crate::store::{NodeAdmin, ReadTables};
 use dfs_proto::coord_msg::MAX_LAYOUT_PAGE;
@@ -82,7 +83,11 @@ impl Coordinator {
         self.write(move |t| t.set_node_admin(node.0, NodeAdmin::Draining))
             .await?;
         self.registry().set_draining(node)?;
-        info!("node {node} is draining: no new shards; its shards are being copied elsewhere");
+        let text = format!(
+            "node {node} is draining: no new shards; its shards are being copied elsewhere"
+        );
+        info!("{text}");
+        self.events.record(EventKind::Drain, text);
         Ok(())
     }
 
@@ -148,11 +153,13 @@ impl Coordinator {
                 removal.only_copies
             );
         }
-        info!(
+        let text = format!(
             "node {node} removed: {} shard locations forgotten; it is refused if it registers \
              again",
             removal.locations
         );
+        info!("{text}");
+        self.events.record(EventKind::Drain, text);
         Ok(removal)
     }
 

@@ -6,6 +6,7 @@
 //! the coordinator only has to forget that location, and repair restores the copy count
 //! from a good copy elsewhere.
 
+use crate::events::EventKind;
 use crate::server::Coordinator;
 use dfs_proto::coord_msg::{FsckReport, ShardIssue};
 use dfs_proto::{Ino, NodeId, ShardId, WireResult};
@@ -42,12 +43,19 @@ impl Coordinator {
             Some(l) => {
                 let up = self.registry().up();
                 let live = l.iter().filter(|n| up.contains_key(&NodeId(**n))).count();
-                warn!(
+                let text = format!(
                     "node {node} reported shard {id} corrupt; copy dropped, {live} live copies \
                      remain"
                 );
+                warn!("{text}");
+                self.events.record(EventKind::Corruption, text);
             }
-            None => warn!("node {node} reported shard {id} corrupt; the shard has no record"),
+            None => {
+                let text =
+                    format!("node {node} reported shard {id} corrupt; the shard has no record");
+                warn!("{text}");
+                self.events.record(EventKind::Corruption, text);
+            }
         }
         Ok(())
     }

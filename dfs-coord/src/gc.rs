@@ -18,6 +18,7 @@
 //!
 //! The clocks live in memory: after a restart every shard waits a full grace again.
 
+use crate::events::EventKind;
 use crate::maintenance::{send_all, NodeSender};
 use crate::registry::Holder;
 use crate::server::Coordinator;
@@ -237,11 +238,13 @@ impl Coordinator {
             }
         }
         if shards > 0 {
-            info!(
+            let text = format!(
                 "gc: removed {shards} shards ({}) from {} nodes",
                 human_bytes(bytes),
                 nodes.len()
             );
+            info!("{text}");
+            self.events.record(EventKind::Gc, text);
         }
         Ok(())
     }
@@ -295,11 +298,13 @@ impl Coordinator {
             }
         }
         if count > 0 {
-            info!(
+            let text = format!(
                 "gc: removed {count} shards no file ever used (unknown to the coordinator) \
                  from {} nodes",
                 nodes.len()
             );
+            info!("{text}");
+            self.events.record(EventKind::Gc, text);
         }
         Ok(())
     }

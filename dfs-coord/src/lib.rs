@@ -25,6 +25,8 @@
 //! - `fsck`: the `Fsck` consistency report and `ReportCorrupt` from nodes.
 //! - `decommission`: draining and removing nodes (`DrainNode`, `RemoveNode`) and
 //!   `Locate`, for the `dfs` admin command.
+//! - [`events`]: the ring buffer of recent state changes (nodes down, repairs, GC).
+//! - [`view`]: the `--view-listen` live cluster view, a web page and its JSON API.
 //! - [`cli`] and [`status`]: the `dfs-coord` command line and its status output.
 //! - [`admin`]: the `dfs` administrator's command (status, fsck, where, node drain and
 //!   remove), sharing `status`'s output.
@@ -46,6 +48,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 mod decommission;
+pub mod events;
 mod fsck;
 mod gc;
 mod layout;
@@ -58,6 +61,7 @@ mod repair;
 pub mod server;
 pub mod status;
 mod store;
+pub mod view;
 mod xattr;
 
 pub use config::{CoordConfig, CoordSettings};

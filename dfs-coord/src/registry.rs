@@ -16,11 +16,13 @@
 //! replication factor, so repair sees its shards as under-replicated and copies them
 //! elsewhere (see `decommission.rs`).
 
+use crate::events::{EventKind, Events};
 use crate::store::{NodeAdmin, Tables};
 use dfs_proto::coord_msg::{NodeInfo, NodeState};
 use dfs_proto::node_msg::NodeStats;
 use dfs_proto::{NodeId, ShardId, WireError, WireResult};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -96,6 +98,9 @@ pub(crate) struct Registry {
     inventories: HashMap<NodeId, HashSet<ShardId>>,
     /// Nodes an administrator removed: refused if they register again.
     removed: HashSet<NodeId>,
+    /// Where nodes going up and down are recorded for the cluster view; shared with the
+    /// [`Coordinator`](crate::Coordinator).
+    pub events: Arc<Events>,
 }
 
 impl Registry {
@@ -127,6 +132,7 @@ impl Registry {
             nodes,
             inventories: HashMap::new(),
             removed,
+            events: Arc::default(),
         }
     }
 
@@ -162,11 +168,13 @@ impl Registry {
             .nodes
             .entry(id)
             .or_insert_with(|| NodeEntry::new(addr.to_string()));
-        if known {
-            info!("node {id} is back at {addr}");
+        let text = if known {
+            format!("node {id} is back at {addr}")
         } else {
-            info!("node {id} registered at {addr}");
-        }
+            format!("node {id} registered at {addr}")
+        };
+        info!("{text}");
+        self.events.record(EventKind::NodeUp, text);
         e.addr = addr.to_string();
         if !known || e.state == NodeState::Down {
             e.up_since = Some(now);
@@ -192,7 +200,9 @@ impl Registry {
             )));
         }
         if e.state == NodeState::Down {
-            info!("node {id} at {} is up again", e.addr);
+            let text = format!("node {id} at {} is up again", e.addr);
+            info!("{text}");
+            self.events.record(EventKind::NodeUp, text);
             e.state = NodeState::Up;
             e.up_since = Some(now);
         }
@@ -215,11 +225,13 @@ impl Registry {
             if silent > timeout {
                 e.state = NodeState::Down;
                 e.down_since = Some(now);
-                warn!(
+                let text = format!(
                     "node {id} at {} is down: no heartbeat for {:.1}s",
                     e.addr,
                     silent.as_secs_f64()
                 );
+                warn!("{text}");
+                self.events.record(EventKind::NodeDown, text);
             }
         }
     }

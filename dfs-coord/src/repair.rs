@@ -14,6 +14,7 @@
 //! [`MAX_IN_FLIGHT`](crate::maintenance::MAX_IN_FLIGHT) at a time, so clients keep most
 //! of the bandwidth while a big node is being re-replicated.
 
+use crate::events::EventKind;
 use crate::maintenance::{send_all, Episode, NodeSender};
 use crate::placement;
 use crate::registry::Holder;
@@ -305,11 +306,13 @@ impl Coordinator {
                             .join(", ")
                     ),
                 };
-                info!(
+                let text = format!(
                     "repair: {} shards ({}) under-replicated after {cause}",
                     p.jobs.len(),
                     human_bytes(total_bytes)
                 );
+                info!("{text}");
+                self.events.record(EventKind::RepairStarted, text);
                 m.episode = Some(Episode {
                     started: Instant::now(),
                     shards: 0,
@@ -323,11 +326,13 @@ impl Coordinator {
                 } else {
                     0.0
                 };
-                info!(
+                let text = format!(
                     "repair finished: {} shards, {} in {secs:.1} s ({mbps:.1} MB/s)",
                     e.shards,
                     human_bytes(e.bytes)
                 );
+                info!("{text}");
+                self.events.record(EventKind::RepairFinished, text);
                 m.episode = None;
             }
             _ => {}
@@ -407,11 +412,13 @@ impl Coordinator {
         }
         if removed > 0 {
             let names: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
-            info!(
+            let text = format!(
                 "removed {removed} surplus copies from node(s) {} (a draining node's copies \
                  moved elsewhere, or a returning node's copies already replaced by repair)",
                 names.join(", ")
             );
+            info!("{text}");
+            self.events.record(EventKind::Surplus, text);
         }
         Ok(())
     }

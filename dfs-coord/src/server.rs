@@ -8,6 +8,7 @@
 
 use crate::config::{CoordConfig, CoordSettings};
 use crate::decommission::drain_left;
+use crate::events::Events;
 use crate::maintenance::{maintenance_loop, Maint, NodeSender, RpcNodeSender};
 use crate::registry::{apply_inventory, Registry};
 use crate::store::{ReadTables, Store, StoredSettings, Tables};
@@ -48,6 +49,9 @@ pub struct Coordinator {
     pub(crate) sender: Mutex<Option<Arc<dyn NodeSender>>>,
     /// Replicate requests under way, for `Status`.
     pub(crate) in_flight: Arc<AtomicU64>,
+    /// Recent state changes, for the cluster view (`events.rs`); the registry records
+    /// into the same buffer.
+    pub(crate) events: Arc<Events>,
 }
 
 impl Coordinator {
@@ -75,14 +79,22 @@ impl Coordinator {
         let (known, admin) = store
             .read(|r| Ok((r.nodes()?, r.node_admin()?)))
             .map_err(|e| anyhow::anyhow!("load known nodes: {e}"))?;
+        let registry = Registry::load(known, &admin, Instant::now());
+        let events = registry.events.clone();
         Ok(Arc::new(Coordinator {
             store: Arc::new(store),
             settings,
-            registry: Mutex::new(Registry::load(known, &admin, Instant::now())),
+            events,
+            registry: Mutex::new(registry),
             maint: Mutex::new(Maint::default()),
             sender: Mutex::new(None),
             in_flight: Arc::new(AtomicU64::new(0)),
         }))
+    }
+
+    /// Recent events (nodes down and up, repairs, corruption, garbage collection).
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// The settings in force (the stored shard size, not necessarily the requested one).
@@ -585,6 +597,11 @@ async fn sync_loop(coord: Arc<Coordinator>) {
 /// `shutdown` resolves. Shutting down stops accepting, makes the last lazily committed
 /// namespace changes durable, lets in-flight streams finish briefly, and returns.
 pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // A view that may not be served is a configuration mistake: say so before touching
+    // the store or the network.
+    if let Some(addr) = cfg.view_listen {
+        crate::view::check_exposure(addr, cfg.view_token.as_deref())?;
+    }
     dfs_proto::pki::create_private_dir(&cfg.data).context("create data directory")?;
     let db_path = cfg.data.join("meta.redb");
     let coord = tokio::task::spawn_blocking(move || Coordinator::open(&db_path, cfg.settings))
@@ -618,8 +635,13 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
         Some(addr) => Some(crate::metrics::start(addr, registry, coord.clone()).await?),
         None => None,
     };
+    // Likewise the cluster view, which refuses a non-loopback address without a token.
+    let view_server = match cfg.view_listen {
+        Some(addr) => Some(crate::view::start(addr, cfg.view_token.clone(), coord.clone()).await?),
+        None => None,
+    };
     // The address file tells scripts and tests the coordinator is up: written once
-    // everything it serves, metrics included, is bound.
+    // everything it serves, metrics and view included, is bound.
     if let Some(p) = &cfg.addr_file {
         write_addr_file(p, local)?;
     }
@@ -640,8 +662,8 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
         shutdown,
     )
     .await;
-    if let Some(m) = metrics_server {
-        m.abort();
+    for server in [metrics_server, view_server].into_iter().flatten() {
+        server.abort();
     }
     detector.abort();
     maintenance.abort();

@@ -48,9 +48,34 @@ fn help_lists_config_and_metrics_flags_with_defaults() {
         "--config <PATH>",
         "[default: /etc/dfs/coord.toml, if it exists]",
         "--metrics-listen <ADDR>",
+        "--view-listen <ADDR>",
+        "--view-token-file <PATH>",
         "[default: off]",
         "[default: 5m]",
     ] {
         assert!(help.contains(want), "{want:?} not in\n{help}");
     }
+}
+
+#[test]
+fn a_public_cluster_view_without_a_token_is_refused_from_the_config_file() {
+    let (code, err) = serve_with(
+        "data = \"/nonexistent/data\"\ncerts = \"/nonexistent/certs\"\nview_listen = \"0.0.0.0:7080\"\n",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(
+            "refusing to serve the cluster view on 0.0.0.0:7080: it is not a loopback address"
+        ),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "\n").unwrap();
+    let (code, err) = serve_with(&format!(
+        "data = \"/nonexistent/data\"\ncerts = \"/nonexistent/certs\"\nview_listen = \"0.0.0.0:7080\"\nview_token_file = {:?}\n",
+        token.display().to_string()
+    ));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is empty"), "{err}");
 }

@@ -7,11 +7,14 @@
 //!   daemon is ready, or stopping.
 //! - [`config_file`]: TOML files whose keys are the daemon's flags, merged under the
 //!   command line.
+//! - [`http`]: a tiny HTTP/1.0 server (one `GET` per connection, capped head) for the
+//!   plain-TCP endpoints below and the coordinator's cluster view.
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format, and
 //!   [`metrics::http`], the `GET /metrics` endpoint.
 //! - [`rpc_metrics`]: per-request metrics for the QUIC servers, as a handler wrapper.
 
 pub mod config_file;
+pub mod http;
 pub mod metrics;
 pub mod rpc_metrics;
 pub mod sd_notify;

@@ -82,6 +82,33 @@ impl Admin {
     }
 }
 
+/// Something that sends one request to a coordinator and returns its answer: [`Admin`]
+/// over QUIC, or the cluster view inside the coordinator itself (`view.rs`), so that both
+/// show a file's shards with the same code ([`super::locate::file_map`]).
+// `async fn` in a public trait hides whether the future is `Send`; callers here use
+// concrete types, for which the compiler knows, so the plain form is enough.
+#[allow(async_fn_in_trait)]
+pub trait Ask {
+    async fn ask(&self, req: CoordRequest, deadline: Duration) -> Result<CoordResponse>;
+
+    async fn status(&self) -> Result<ClusterStatus> {
+        match self.ask(CoordRequest::Status, DEADLINE).await? {
+            CoordResponse::Status(s) => Ok(s),
+            other => Err(unexpected("Status", &other)),
+        }
+    }
+}
+
+impl Ask for Admin {
+    async fn ask(&self, req: CoordRequest, deadline: Duration) -> Result<CoordResponse> {
+        Admin::ask(self, req, deadline).await
+    }
+
+    async fn status(&self) -> Result<ClusterStatus> {
+        Admin::status(self).await
+    }
+}
+
 /// The variant name of a request, for messages (its fields can be long).
 fn request_name(req: &CoordRequest) -> String {
     let dbg = format!("{req:?}");

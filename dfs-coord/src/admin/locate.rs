@@ -9,7 +9,7 @@
 //! of `GetLayout`), plus `Locate`, because `GetLayout` only names the Up holders a reader
 //! may use, and `Status`, for each node's address and state.
 
-use super::conn::{unexpected, Admin, DEADLINE};
+use super::conn::{unexpected, Ask, DEADLINE};
 use crate::status::{human_bytes, json_string, state_name};
 use anyhow::Result;
 use dfs_proto::coord_msg::{
@@ -112,7 +112,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Resolves `path` (inside the filesystem) and gathers its shard map.
-pub async fn file_map(admin: &Admin, path: &str) -> Result<FileMap> {
+pub async fn file_map<A: Ask>(admin: &A, path: &str) -> Result<FileMap> {
     let mut attr = match admin
         .ask(CoordRequest::GetAttr { ino: ROOT_INO }, DEADLINE)
         .await?

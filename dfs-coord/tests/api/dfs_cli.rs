@@ -56,6 +56,8 @@ async fn dfs_status_where_drain_remove_against_a_real_coordinator() {
         settings: CoordSettings::default(),
         addr_file: Some(addr_file.clone()),
         metrics_listen: None,
+        view_listen: None,
+        view_token: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(dfs_coord::run(cfg, async {

@@ -36,6 +36,8 @@ async fn scrape_shows_cluster_and_request_metrics() {
         settings: CoordSettings::default(),
         addr_file: Some(addr_file.clone()),
         metrics_listen: Some(metrics),
+        view_listen: None,
+        view_token: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(dfs_coord::run(cfg, async {

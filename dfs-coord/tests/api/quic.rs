@@ -19,6 +19,8 @@ async fn serve_over_quic_and_refuse_client_registry_calls() {
         settings: CoordSettings::default(),
         addr_file: Some(addr_file.clone()),
         metrics_listen: None,
+        view_listen: None,
+        view_token: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(dfs_coord::run(cfg, async {

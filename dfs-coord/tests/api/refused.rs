@@ -28,6 +28,8 @@ async fn serve(certs: &Path) -> Served {
         settings: CoordSettings::default(),
         addr_file: Some(addr_file.clone()),
         metrics_listen: None,
+        view_listen: None,
+        view_token: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(dfs_coord::run(cfg, async {

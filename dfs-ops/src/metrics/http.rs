@@ -1,30 +1,20 @@
-//! `GET /metrics` over plain HTTP/1.0, enough for Prometheus to scrape.
-//!
-//! A scrape is one small request and one text answer, so a whole HTTP library is not
-//! needed: read the request head (capped at 8 KiB and 5 seconds, so a slow or hostile
-//! client cannot hold memory or a task for long), answer, close the connection. The
-//! endpoint is plain TCP without TLS: bind it to an address only your monitoring can reach.
+//! `GET /metrics` over plain HTTP/1.0, enough for Prometheus to scrape, on the shared
+//! tiny server in [`crate::http`]. The endpoint is plain TCP without TLS: bind it to an
+//! address only your monitoring can reach.
 
 use super::Registry;
-use anyhow::{Context, Result};
+use crate::http::{Request, Response};
+use anyhow::Result;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tracing::debug;
+use tokio::net::TcpListener;
 
-/// Largest request head we read.
-const MAX_HEAD: usize = 8 << 10;
-/// How long a client may take to send it.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::http::get;
 
 /// Binds the metrics listener.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("bind the metrics listener on {addr}"))
+    crate::http::bind(addr, "metrics").await
 }
 
 /// Serves `registry` until `shutdown` resolves. Before each scrape, `refresh` brings the
@@ -40,101 +30,32 @@ pub async fn serve<F, Fut>(
     Fut: Future<Output = ()> + Send,
 {
     let refresh = Arc::new(refresh);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => return,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors, say: wait a little rather than spin.
-                    debug!("failed to accept a metrics connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    let handler = move |req: Request| {
         let (registry, refresh) = (registry.clone(), refresh.clone());
-        tokio::spawn(async move {
-            if let Err(e) = answer(stream, &registry, &*refresh).await {
-                debug!(%peer, "metrics request failed: {e:#}");
+        async move {
+            match (req.method.as_str(), req.path.as_str()) {
+                ("GET" | "HEAD", "/metrics") => {
+                    refresh().await;
+                    Response::new(
+                        "200 OK",
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        registry.render(),
+                    )
+                }
+                ("GET" | "HEAD", _) => Response::text("404 Not Found", "try /metrics\n"),
+                _ => Response::text("405 Method Not Allowed", "GET /metrics only\n"),
             }
-        });
-    }
-}
-
-async fn answer<F, Fut>(mut stream: TcpStream, registry: &Registry, refresh: &F) -> Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
-        .await
-        .context("request head timed out")??;
-    let line = head.lines().next().unwrap_or_default();
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => {
-            refresh().await;
-            ("200 OK", registry.render())
         }
-        ("GET" | "HEAD", _) => ("404 Not Found", "try /metrics\n".to_string()),
-        _ => ("405 Method Not Allowed", "GET /metrics only\n".to_string()),
     };
-    let mut response = format!(
-        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    if method != "HEAD" {
-        response.push_str(&body);
-    }
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await?;
-    Ok(())
-}
-
-/// Reads until the blank line that ends the request head.
-async fn read_head(stream: &mut TcpStream) -> Result<String> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break; // the client finished sending: take what we have
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
-            break;
-        }
-        anyhow::ensure!(buf.len() <= MAX_HEAD, "request head over {MAX_HEAD} bytes");
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// Fetches `path` from a metrics endpoint: the status line and the body. For tests and
-/// for checking an endpoint by hand from Rust; `curl` does the same.
-pub async fn get(addr: SocketAddr, path: &str) -> Result<(String, String)> {
-    let mut s = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connect to {addr}"))?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .await?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).await?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("response without a blank line after the head")?;
-    let status = head.lines().next().unwrap_or_default().to_string();
-    Ok((status, body.to_string()))
+    crate::http::serve(listener, handler, shutdown).await
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     #[tokio::test]
     async fn scrape_over_tcp() {
