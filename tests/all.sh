@@ -3,7 +3,8 @@
 #   1. formatting and lints
 #   2. unit, protocol and in-process cluster tests (cargo test)
 #   3. real processes and a real FUSE mount: smoke.sh, posix.sh, unmount.sh, fsx.sh,
-#      mount-helper.sh (mount -t fuse.dfs and fstab), cli.sh (the dfs admin command)
+#      mount-helper.sh (mount -t fuse.dfs and fstab), cli.sh (the dfs admin command),
+#      view.sh (the cluster view in headless Chromium)
 #      and the fault scenarios in faults/
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,6 +32,8 @@ step "tests/mount-helper.sh"
 tests/mount-helper.sh
 step "tests/cli.sh (the dfs admin command)"
 tests/cli.sh
+step "tests/view.sh (the live cluster view in headless Chromium)"
+tests/view.sh
 step "tests/faults/all.sh"
 tests/faults/all.sh
 step "all tests passed"
