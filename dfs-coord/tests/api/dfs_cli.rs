@@ -47,31 +47,9 @@ async fn dfs_status_where_drain_remove_against_a_real_coordinator() {
     let certs = dir.join("certs");
     dfs_proto::pki::init_dir(&certs, "t", 1).unwrap();
     std::fs::create_dir_all(dir.join("coord")).unwrap();
-    let addr_file = dir.join("coord/addr");
-    let cfg = dfs_coord::CoordConfig {
-        data: dir.join("coord"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        certs: certs.clone(),
-        cert_name: "coord".into(),
-        settings: CoordSettings::default(),
-        addr_file: Some(addr_file.clone()),
-        metrics_listen: None,
-        view_listen: None,
-        view_token: None,
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(dfs_coord::run(cfg, async {
-        let _ = stop_rx.await;
-    }));
-    let mut addr = String::new();
-    for _ in 0..200 {
-        if let Ok(s) = std::fs::read_to_string(&addr_file) {
-            addr = s.trim().to_string();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!addr.is_empty(), "the coordinator never wrote its address");
+    // The address file lands in coord/addr, where `dfs` looks for it.
+    let server = super::served::serve(&certs, &dir.join("coord"), |_| {}).await;
+    let addr = server.addr.clone();
     let d = Duration::from_secs(5);
 
     // A node registers (with node-1's certificate) and a client creates an empty file.
@@ -180,8 +158,7 @@ async fn dfs_status_where_drain_remove_against_a_real_coordinator() {
     assert!(st.stdout.contains("\"nodes\":[]"), "{}", st.stdout);
     dfs(dir, &["node", "remove", "abcd000000000001"], 4).await;
 
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]

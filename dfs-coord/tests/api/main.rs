@@ -16,6 +16,7 @@ mod persist;
 mod quic;
 mod refused;
 mod registry;
+mod served;
 mod view;
 
 use dfs_coord::{CoordSettings, Coordinator};

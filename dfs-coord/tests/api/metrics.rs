@@ -22,36 +22,16 @@ async fn scrape_shows_cluster_and_request_metrics() {
     let certs = tempfile::tempdir().unwrap();
     dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let addr_file = data.path().join("addr");
     // A port free when asked; nothing else in this test binds TCP.
     let metrics = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let cfg = dfs_coord::CoordConfig {
-        data: data.path().join("meta"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        certs: certs.path().to_path_buf(),
-        cert_name: "coord".into(),
-        settings: CoordSettings::default(),
-        addr_file: Some(addr_file.clone()),
-        metrics_listen: Some(metrics),
-        view_listen: None,
-        view_token: None,
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(dfs_coord::run(cfg, async {
-        let _ = stop_rx.await;
-    }));
-    let mut addr = String::new();
-    for _ in 0..200 {
-        if let Ok(s) = std::fs::read_to_string(&addr_file) {
-            addr = s.trim().to_string();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!addr.is_empty(), "the coordinator never wrote its address");
+    let server = super::served::serve(certs.path(), data.path(), |c| {
+        c.metrics_listen = Some(metrics)
+    })
+    .await;
+    let addr = server.addr.clone();
 
     let body = scrape(metrics).await;
     for line in [
@@ -111,10 +91,5 @@ async fn scrape_shows_cluster_and_request_metrics() {
     }
     assert!(!has(&body, "dfs_coord_capacity_bytes 0"), "{body}");
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("run() returns after shutdown")
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }

@@ -10,31 +10,8 @@ async fn serve_over_quic_and_refuse_client_registry_calls() {
     let certs = tempfile::tempdir().unwrap();
     dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let addr_file = data.path().join("addr");
-    let cfg = dfs_coord::CoordConfig {
-        data: data.path().join("meta"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        certs: certs.path().to_path_buf(),
-        cert_name: "coord".into(),
-        settings: CoordSettings::default(),
-        addr_file: Some(addr_file.clone()),
-        metrics_listen: None,
-        view_listen: None,
-        view_token: None,
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(dfs_coord::run(cfg, async {
-        let _ = stop_rx.await;
-    }));
-    let mut addr = String::new();
-    for _ in 0..200 {
-        if let Ok(s) = std::fs::read_to_string(&addr_file) {
-            addr = s.trim().to_string();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!addr.is_empty(), "the coordinator never wrote its address");
+    let server = super::served::serve(certs.path(), data.path(), |_| {}).await;
+    let addr = server.addr.clone();
 
     let tls = ClusterTls::load_dir(certs.path(), "client").unwrap();
     let client = RpcClient::new(client_endpoint(&tls).unwrap(), Role::Coord);
@@ -136,12 +113,7 @@ async fn serve_over_quic_and_refuse_client_registry_calls() {
         "{out}"
     );
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("run() returns after shutdown")
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
 
 /// Runs `dfs-coord SUBCOMMAND --coord ADDR --certs DIR [ARGS]` with the admin certificate.

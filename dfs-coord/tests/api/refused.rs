@@ -1,6 +1,7 @@
 //! The coordinator's port against peers without a valid certificate, and revocation:
 //! served with `dfs_coord::run` over real QUIC.
 
+use super::served::Served;
 use super::*;
 use dfs_proto::intruder::{attempt, Intruder};
 use dfs_proto::rpc::{client_endpoint, RpcClient};
@@ -10,54 +11,14 @@ use std::time::Duration;
 
 const D: Duration = Duration::from_secs(5);
 
-struct Served {
-    addr: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _data: tempfile::TempDir,
-}
-
-async fn serve(certs: &Path) -> Served {
+/// A coordinator of its own, with its metadata in `meta/` of a temporary directory
+/// (the coordinator creates it, so its mode can be checked).
+async fn serve(certs: &Path) -> (Served, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
-    let addr_file = data.path().join("addr");
-    let cfg = dfs_coord::CoordConfig {
-        data: data.path().join("meta"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        certs: certs.to_path_buf(),
-        cert_name: "coord".into(),
-        settings: CoordSettings::default(),
-        addr_file: Some(addr_file.clone()),
-        metrics_listen: None,
-        view_listen: None,
-        view_token: None,
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(dfs_coord::run(cfg, async {
-        let _ = stopped.await;
-    }));
-    for _ in 0..500 {
-        if let Ok(s) = std::fs::read_to_string(&addr_file) {
-            return Served {
-                addr: s.trim().to_string(),
-                stop,
-                task,
-                _data: data,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the coordinator never wrote its address");
-}
-
-impl Served {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(D, self.task)
-            .await
-            .expect("run() returns after shutdown")
-            .unwrap()
-            .unwrap();
-    }
+    (
+        super::served::serve(certs, &data.path().join("meta"), |_| {}).await,
+        data,
+    )
 }
 
 fn requests() -> Vec<(&'static str, Vec<u8>)> {
@@ -106,10 +67,10 @@ fn requests() -> Vec<(&'static str, Vec<u8>)> {
 async fn peers_without_a_valid_cluster_certificate_get_nothing() {
     let certs = tempfile::tempdir().unwrap();
     dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
-    let s = serve(certs.path()).await;
+    let (s, data) = serve(certs.path()).await;
     let addr = s.addr.parse().unwrap();
     // The metadata directory is the coordinator's alone.
-    let m = std::fs::metadata(s._data.path().join("meta")).unwrap();
+    let m = std::fs::metadata(data.path().join("meta")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::mode(&m) & 0o777, 0o700);
     // Control: the same raw path with a real certificate gets answers.
     let good = ClusterTls::load_dir(certs.path(), "client").unwrap();
@@ -151,7 +112,7 @@ async fn peers_without_a_valid_cluster_certificate_get_nothing() {
 async fn a_revoked_certificate_is_refused_without_a_restart() {
     let certs = tempfile::tempdir().unwrap();
     dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
-    let s = serve(certs.path()).await;
+    let (s, _data) = serve(certs.path()).await;
     let client_for = |name: &str| {
         let tls = ClusterTls::load_dir(certs.path(), name).unwrap();
         RpcClient::new(client_endpoint(&tls).unwrap(), Role::Coord)
