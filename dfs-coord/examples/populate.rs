@@ -90,7 +90,7 @@ async fn run(data: PathBuf, top: String, files: u64, per_dir: u64) -> Result<()>
         }
         done += n;
         dir_no += 1;
-        if dir_no % 100 == 0 {
+        if dir_no.is_multiple_of(100) {
             eprintln!(
                 "populate: {done} files, {:.0}/s",
                 done as f64 / t0.elapsed().as_secs_f64()
