@@ -424,7 +424,8 @@ pub(crate) fn readdir(
                 ))
             })?
             .attr(de.ino);
-        entries.push(DirEntry { name, attr });
+        let xattrs = r.has_xattrs(de.ino)?;
+        entries.push(DirEntry { name, attr, xattrs });
     }
     let parent = if ino == ROOT_INO { ROOT_INO } else { d.parent };
     Ok(DirPage {

@@ -307,6 +307,16 @@ macro_rules! read_methods {
                 .map(|g| g.value().to_vec()))
         }
 
+        /// Whether `ino` has any extended attribute (one B-tree probe, no names read).
+        pub fn has_xattrs(&self, ino: Ino) -> WireResult<bool> {
+            Ok(self
+                .xattrs
+                .range(str_group(ino, None))
+                .wire()?
+                .next()
+                .is_some())
+        }
+
         pub fn xattr_names(&self, ino: Ino) -> WireResult<Vec<String>> {
             let mut out = Vec::new();
             for item in self.xattrs.range(str_group(ino, None)).wire()? {

@@ -43,7 +43,8 @@ pub struct Args {
     /// Deadline of one request to the coordinator, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub meta_timeout_ms: u64,
-    /// Kernel attribute/entry cache time, in milliseconds.
+    /// Kernel attribute/entry cache time, in milliseconds; also how long a directory
+    /// listing may answer lookups (0 turns both off).
     #[arg(long, default_value_t = 1000)]
     pub ttl_ms: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (plain TCP, no TLS), e.g.
@@ -82,6 +83,7 @@ impl Args {
                 upload_slots: self.upload_slots,
                 max_dirty: self.max_dirty,
                 node_deadline: Duration::from_millis(self.node_timeout_ms),
+                lookup_ttl: Duration::from_millis(self.ttl_ms),
             },
             ttl: Duration::from_millis(self.ttl_ms),
             meta_deadline: Duration::from_millis(self.meta_timeout_ms),

@@ -8,6 +8,7 @@
 
 use crate::backend::Backend;
 use crate::file::{execute_read, Ctx, FileState};
+use crate::lookup_cache::{self, LookupCache, Watched};
 use crate::shard_cache::ShardCache;
 use crate::shard_io;
 use dfs_proto::coord_msg::{
@@ -32,6 +33,10 @@ pub struct FsConfig {
     pub max_dirty: usize,
     /// Deadline of one request to a storage node.
     pub node_deadline: Duration,
+    /// How long a directory listing may answer lookups (`lookup_cache`); the mount sets
+    /// it to the kernel's attribute TTL, the staleness the kernel allows anyway. Zero
+    /// turns the lookup cache off.
+    pub lookup_ttl: Duration,
 }
 
 impl Default for FsConfig {
@@ -41,6 +46,7 @@ impl Default for FsConfig {
             upload_slots: 8,
             max_dirty: 16 << 20,
             node_deadline: Duration::from_millis(1500),
+            lookup_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -63,10 +69,15 @@ pub struct DirSnapshot {
     pub ino: Ino,
     pub parent: Ino,
     pub entries: Vec<DirEntry>,
+    /// The lookup cache's generation before the listing was fetched: what the listing
+    /// says stops counting once anything changes through this mount.
+    pub generation: u64,
 }
 
 pub struct Fs<B: Backend> {
-    ctx: Ctx<B>,
+    /// Its backend is wrapped in `Watched`, so every change marks `lookups` stale.
+    ctx: Ctx<Watched<B>>,
+    lookups: Arc<LookupCache>,
     /// Open regular files by inode.
     files: Mutex<HashMap<Ino, Shared>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
@@ -106,9 +117,11 @@ macro_rules! expect {
 
 impl<B: Backend> Fs<B> {
     pub fn new(backend: Arc<B>, cfg: FsConfig) -> Fs<B> {
+        let lookups = Arc::new(LookupCache::new(cfg.lookup_ttl));
         Fs {
+            lookups: lookups.clone(),
             ctx: Ctx {
-                backend,
+                backend: Arc::new(Watched::new(backend, lookups)),
                 cache: Arc::new(ShardCache::new(cfg.cache_bytes)),
                 upload_slots: Arc::new(Semaphore::new(cfg.upload_slots.max(1))),
                 health: Arc::new(crate::node_health::NodeHealth::default()),
@@ -154,6 +167,21 @@ impl<B: Backend> Fs<B> {
     // ---- namespace ------------------------------------------------------------------
 
     pub async fn lookup(&self, parent: Ino, name: &str) -> WireResult<Attr> {
+        let now = std::time::Instant::now();
+        if let Some(a) = self.lookups.get(parent, name, now) {
+            self.remember_name(a.ino, name);
+            return Ok(self.overlay(a).await);
+        }
+        // Counted whether the name exists or not: `stat` of many new names is as much a
+        // reason to list the directory as `stat` of many old ones.
+        if let Some(generation) = self.lookups.miss(parent, now) {
+            tokio::spawn(lookup_cache::prefetch(
+                self.ctx.backend.clone(),
+                self.lookups.clone(),
+                parent,
+                generation,
+            ));
+        }
         let a = expect!(
             self.meta(CoordRequest::Lookup {
                 parent,
@@ -375,6 +403,7 @@ impl<B: Backend> Fs<B> {
     /// Takes a snapshot of the directory (all pages), so a listing is consistent even if
     /// entries change while a program walks it.
     pub async fn opendir(&self, ino: Ino) -> WireResult<u64> {
+        let generation = self.lookups.generation();
         let mut entries = Vec::new();
         let mut after = None;
         let parent = loop {
@@ -401,6 +430,7 @@ impl<B: Backend> Fs<B> {
                 ino,
                 parent,
                 entries,
+                generation,
             }),
         );
         Ok(fh)
@@ -415,8 +445,15 @@ impl<B: Backend> Fs<B> {
 
     /// The attributes `lookup` would give for a listed entry: the listing's, with this
     /// mount's uncommitted writes overlaid (for readdirplus).
-    pub async fn listed_attr(&self, attr: Attr) -> Attr {
-        self.overlay(attr).await
+    /// Also notes whether it has extended attributes, so that the `getxattr` calls of
+    /// `ls -l` that follow need no round trip when it has none.
+    pub async fn listed_attr(&self, snap: &DirSnapshot, entry: &DirEntry) -> Attr {
+        if !entry.xattrs {
+            let now = std::time::Instant::now();
+            self.lookups
+                .listed_bare(entry.attr.ino, snap.generation, now);
+        }
+        self.overlay(entry.attr.clone()).await
     }
 
     pub fn releasedir(&self, fh: u64) {
@@ -599,6 +636,12 @@ impl<B: Backend> Fs<B> {
     }
 
     pub async fn getxattr(&self, ino: Ino, name: &str) -> WireResult<Vec<u8>> {
+        if self.lookups.is_bare(ino, std::time::Instant::now()) {
+            return Err(WireError::new(
+                dfs_proto::ErrorCode::NoAttr,
+                format!("no extended attribute {name:?}"),
+            ));
+        }
         expect!(
             self.meta(CoordRequest::GetXattr {
                 ino,
@@ -611,6 +654,9 @@ impl<B: Backend> Fs<B> {
     }
 
     pub async fn listxattr(&self, ino: Ino) -> WireResult<Vec<String>> {
+        if self.lookups.is_bare(ino, std::time::Instant::now()) {
+            return Ok(Vec::new());
+        }
         expect!(
             self.meta(CoordRequest::ListXattr { ino }).await?,
             Names,

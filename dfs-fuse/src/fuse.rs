@@ -588,7 +588,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
                     ),
                     _ => {
                         let e = &snap.entries[(k - 2) as usize];
-                        let a = fs.listed_attr(e.attr.clone()).await;
+                        let a = fs.listed_attr(&snap, e).await;
                         reply.add(
                             INodeNo(a.ino),
                             k + 1,

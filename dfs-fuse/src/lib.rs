@@ -12,6 +12,8 @@
 //! - [`shard_io`]: fetch a shard from any holder (verified, with failover) and store a
 //!   new shard on the nodes the coordinator picked, in parallel.
 //! - [`node_health`]: which nodes just failed this mount, so they are tried last.
+//! - [`lookup_cache`]: lookups answered from a recent listing of the directory, fetched
+//!   after a run of misses; [`lookup_cache::Watched`] marks it stale on every change.
 //! - [`shard_cache`]: bounded cache of whole verified shards, with fetch de-duplication.
 //! - [`backend`]: what the core needs from the cluster, as a trait; [`backend::Remote`]
 //!   is the QUIC implementation.
@@ -25,6 +27,7 @@ pub mod errno;
 pub mod file;
 pub mod fs;
 pub mod fuse;
+pub mod lookup_cache;
 pub mod metrics;
 pub mod mount_helper;
 pub mod node_health;

@@ -6,12 +6,14 @@
 use dfs_coord::{CoordSettings, Coordinator};
 use dfs_fuse::backend::Backend;
 use dfs_fuse::fs::{Fs, FsConfig};
-use dfs_proto::coord_msg::{Caller, CoordRequest, CoordResponse, FileKind, SetAttrs};
+use dfs_fuse::lookup_cache;
+use dfs_proto::coord_msg::{Caller, CoordRequest, CoordResponse, FileKind, SetAttrs, XattrMode};
 use dfs_proto::node_msg::{NodeRequest, NodeResponse, NodeStats};
 use dfs_proto::pki::Role;
 use dfs_proto::rpc::Peer;
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult, ROOT_INO};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +30,10 @@ struct Cluster {
     down: Mutex<HashSet<String>>,
     /// Requests per node address, to check what was (not) fetched.
     gets: Mutex<Vec<(String, bool)>>,
+    /// Lookup requests the coordinator answered, to check what the mount answered itself.
+    lookups: AtomicU64,
+    /// GetXattr requests the coordinator answered.
+    xattr_gets: AtomicU64,
 }
 
 fn peer(role: Role) -> Peer {
@@ -54,6 +60,8 @@ impl Cluster {
             nodes: Mutex::new(HashMap::new()),
             down: Mutex::new(HashSet::new()),
             gets: Mutex::new(Vec::new()),
+            lookups: AtomicU64::new(0),
+            xattr_gets: AtomicU64::new(0),
         });
         for k in 1..=nodes {
             let addr = format!("mem-{k}");
@@ -102,6 +110,11 @@ impl Cluster {
 
 impl Backend for Cluster {
     async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
+        match req {
+            CoordRequest::Lookup { .. } => self.lookups.fetch_add(1, Ordering::SeqCst),
+            CoordRequest::GetXattr { .. } => self.xattr_gets.fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
         self.coord.handle(&peer(Role::Client), req).await
     }
 
@@ -167,6 +180,18 @@ fn fs(c: &Arc<Cluster>) -> Fs<Cluster> {
             upload_slots: 4,
             max_dirty: 4 * MIB,
             node_deadline: Duration::from_secs(1),
+            ..FsConfig::default()
+        },
+    )
+}
+
+/// A mount whose lookup cache keeps listings for `ttl`.
+fn fs_with_ttl(c: &Arc<Cluster>, ttl: Duration) -> Fs<Cluster> {
+    Fs::new(
+        c.clone(),
+        FsConfig {
+            lookup_ttl: ttl,
+            ..FsConfig::default()
         },
     )
 }
@@ -544,4 +569,195 @@ async fn a_long_uncommitted_write_survives_garbage_collection() {
     }
     fs.release(fh, ME).await.unwrap();
     assert_eq!(read_all(&self::fs(&c), ino).await, data);
+}
+
+/// Waits until a lookup of `name` is answered without asking the coordinator (the
+/// background listing has arrived), or fails after 5 s.
+async fn until_cached(fs: &Fs<Cluster>, c: &Cluster, dir: u64, name: &str) {
+    for _ in 0..500 {
+        let before = c.lookups.load(Ordering::SeqCst);
+        fs.lookup(dir, name).await.unwrap();
+        if c.lookups.load(Ordering::SeqCst) == before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("lookups of {name} never came from the listing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_lookups_is_answered_from_one_listing() {
+    let c = Cluster::new(2, 2).await;
+    let a = fs(&c);
+    let b = fs_with_ttl(&c, Duration::from_secs(30));
+    let d = a
+        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
+        .await
+        .unwrap();
+    let mut inos = Vec::new();
+    for i in 0..50 {
+        let f = a
+            .mknod(d.ino, &format!("f{i:02}"), FileKind::File, 0o640, 0, ME)
+            .await
+            .unwrap();
+        inos.push(f.ino);
+    }
+    // Mount b has not seen the directory: its first lookups go to the coordinator, then a
+    // listing is fetched and the rest are answered from it, with the right attributes.
+    let first = inos.iter().enumerate();
+    for (i, ino) in first.take(lookup_cache::PREFETCH_AFTER as usize) {
+        assert_eq!(
+            b.lookup(d.ino, &format!("f{i:02}")).await.unwrap().ino,
+            *ino
+        );
+    }
+    until_cached(&b, &c, d.ino, "f10").await;
+    let before = c.lookups.load(Ordering::SeqCst);
+    for (i, ino) in inos.iter().enumerate() {
+        let at = b.lookup(d.ino, &format!("f{i:02}")).await.unwrap();
+        assert_eq!((at.ino, at.perm, at.kind), (*ino, 0o640, FileKind::File));
+    }
+    assert_eq!(
+        c.lookups.load(Ordering::SeqCst),
+        before,
+        "lookups still went out"
+    );
+
+    // Names the listing does not have are asked for, never answered "no such file": a
+    // file another mount created after the listing is found at once.
+    a.mknod(d.ino, "new", FileKind::File, 0o644, 0, ME)
+        .await
+        .unwrap();
+    assert!(b.lookup(d.ino, "new").await.is_ok());
+    let e = b.lookup(d.ino, "absent").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_through_this_mount_are_never_hidden_by_a_listing() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs_with_ttl(&c, Duration::from_secs(30));
+    let d = fs
+        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
+        .await
+        .unwrap();
+    for i in 0..20 {
+        fs.mknod(d.ino, &format!("f{i:02}"), FileKind::File, 0o644, 0, ME)
+            .await
+            .unwrap();
+    }
+    for i in 0..lookup_cache::PREFETCH_AFTER as usize {
+        fs.lookup(d.ino, &format!("f{i:02}")).await.unwrap();
+    }
+    until_cached(&fs, &c, d.ino, "f10").await;
+    // chmod, then the lookup must show it (a stale listing would say 0644).
+    let f5 = fs.lookup(d.ino, "f05").await.unwrap();
+    let set = SetAttrs {
+        perm: Some(0o600),
+        ..Default::default()
+    };
+    fs.setattr(f5.ino, ME, set).await.unwrap();
+    assert_eq!(fs.lookup(d.ino, "f05").await.unwrap().perm, 0o600);
+    // unlink, then the name is gone.
+    fs.unlink(d.ino, "f06").await.unwrap();
+    assert_eq!(
+        fs.lookup(d.ino, "f06").await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    // Written and closed: the size is the new one.
+    let f7 = fs.lookup(d.ino, "f07").await.unwrap();
+    let (fh, _) = fs.open(f7.ino).await.unwrap();
+    fs.write(fh, 0, b"hello").await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    assert_eq!(fs.lookup(d.ino, "f07").await.unwrap().size, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_mounts_change_shows_within_the_ttl() {
+    let c = Cluster::new(2, 2).await;
+    let a = fs(&c);
+    let ttl = Duration::from_millis(300);
+    let b = fs_with_ttl(&c, ttl);
+    let d = a
+        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
+        .await
+        .unwrap();
+    for i in 0..20 {
+        a.mknod(d.ino, &format!("f{i:02}"), FileKind::File, 0o644, 0, ME)
+            .await
+            .unwrap();
+    }
+    for i in 0..lookup_cache::PREFETCH_AFTER as usize {
+        b.lookup(d.ino, &format!("f{i:02}")).await.unwrap();
+    }
+    until_cached(&b, &c, d.ino, "f10").await;
+    let f9 = a.lookup(d.ino, "f09").await.unwrap();
+    let set = SetAttrs {
+        perm: Some(0o600),
+        ..Default::default()
+    };
+    a.setattr(f9.ino, ME, set).await.unwrap();
+    // Within the TTL b may still say 0644 (as the kernel's attribute cache would); after
+    // it, b must say 0600.
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    assert_eq!(b.lookup(d.ino, "f09").await.unwrap().perm, 0o600);
+}
+
+/// What `readdirplus` does with each listed entry.
+async fn list_like_readdirplus(fs: &Fs<Cluster>, dir: u64) {
+    let fh = fs.opendir(dir).await.unwrap();
+    let snap = fs.dir(fh).unwrap();
+    for e in &snap.entries {
+        fs.listed_attr(&snap, e).await;
+    }
+    fs.releasedir(fh);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xattrs_of_listed_entries_without_any_need_no_round_trip() {
+    let c = Cluster::new(2, 2).await;
+    let a = fs(&c);
+    let b = fs_with_ttl(&c, Duration::from_millis(500));
+    let d = a
+        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
+        .await
+        .unwrap();
+    let f1 = a
+        .mknod(d.ino, "f1", FileKind::File, 0o644, 0, ME)
+        .await
+        .unwrap();
+    let f2 = a
+        .mknod(d.ino, "f2", FileKind::File, 0o644, 0, ME)
+        .await
+        .unwrap();
+    let f3 = a
+        .mknod(d.ino, "f3", FileKind::File, 0o644, 0, ME)
+        .await
+        .unwrap();
+    a.setxattr(f1.ino, "user.k", b"v1".to_vec(), XattrMode::Any)
+        .await
+        .unwrap();
+    list_like_readdirplus(&b, d.ino).await;
+    let asked = || c.xattr_gets.load(Ordering::SeqCst);
+    // f1 has one: asked and answered.
+    let before = asked();
+    assert_eq!(b.getxattr(f1.ino, "user.k").await.unwrap(), b"v1");
+    assert_eq!(asked(), before + 1);
+    // f2 has none: answered here, with the errno a missing attribute gets.
+    let e = b.getxattr(f2.ino, "security.selinux").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NoAttr);
+    assert!(b.listxattr(f2.ino).await.unwrap().is_empty());
+    assert_eq!(asked(), before + 1, "f2's getxattr went to the coordinator");
+    // Set through this mount: seen at once.
+    b.setxattr(f2.ino, "user.k", b"v2".to_vec(), XattrMode::Any)
+        .await
+        .unwrap();
+    assert_eq!(b.getxattr(f2.ino, "user.k").await.unwrap(), b"v2");
+    // Set through another mount: seen once the TTL has passed.
+    list_like_readdirplus(&b, d.ino).await;
+    a.setxattr(f3.ino, "user.k", b"v3".to_vec(), XattrMode::Any)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    assert_eq!(b.getxattr(f3.ino, "user.k").await.unwrap(), b"v3");
 }

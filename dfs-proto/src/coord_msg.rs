@@ -83,6 +83,10 @@ pub struct SetAttrs {
 pub struct DirEntry {
     pub name: String,
     pub attr: Attr,
+    /// The inode had extended attributes when listed. `ls -l` asks for two of them per
+    /// entry (`security.selinux`, `system.posix_acl_access`); when this is false the mount
+    /// answers "none" itself for the attribute TTL, instead of two round trips per entry.
+    pub xattrs: bool,
 }
 
 /// A page of a directory listing, in name order.

@@ -713,3 +713,31 @@ async fn statfs_counts_usable_space() {
         o => panic!("{o:?}"),
     }
 }
+
+#[tokio::test]
+async fn listing_tells_which_entries_have_xattrs() {
+    let t = T::new();
+    let d = t.mkdir(ROOT, "d").await;
+    let a = t.file(d.ino, "a").await;
+    let b = t.file(d.ino, "b").await;
+    t.file(d.ino, "c").await;
+    setx(&t, a.ino, "user.k", b"1", XattrMode::Any)
+        .await
+        .unwrap();
+    setx(&t, b.ino, "user.k", b"1", XattrMode::Any)
+        .await
+        .unwrap();
+    t.unit(CoordRequest::RemoveXattr {
+        ino: b.ino,
+        name: "user.k".into(),
+    })
+    .await
+    .unwrap();
+    let p = t.readdir(d.ino, None, 10).await.unwrap();
+    let flags: Vec<_> = p
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.xattrs))
+        .collect();
+    assert_eq!(flags, [("a", true), ("b", false), ("c", false)]);
+}
