@@ -59,6 +59,18 @@ pub struct MountConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
+/// Set by the `mount.fuse.dfs` helper for the daemon it starts: its `NOTIFY_SOCKET` wants
+/// READY=1 only (the helper exits on it), so STOPPING=1 is not sent (see [`stopping`]).
+pub const READY_ONLY_ENV: &str = "DFS_NOTIFY_READY_ONLY";
+
+/// Tells the service manager we are stopping, unless our `NOTIFY_SOCKET` is the mount
+/// helper's, which no longer exists by then.
+fn stopping() {
+    if std::env::var_os(READY_ONLY_ENV).is_none() {
+        dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::STOPPING);
+    }
+}
+
 /// Mounts and serves until unmounted (umount, fusermount3 -u) or SIGTERM/SIGINT, after
 /// which buffered writes are flushed and the mount is removed.
 pub fn run(cfg: MountConfig) -> Result<()> {
@@ -158,7 +170,7 @@ pub fn run(cfg: MountConfig) -> Result<()> {
                 _ = term.recv() => info!("SIGTERM: flushing and unmounting"),
                 _ = int.recv() => info!("SIGINT: flushing and unmounting"),
             }
-            dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::STOPPING);
+            stopping();
             if let Err(e) = fs.flush_all().await {
                 error!("failed to flush before unmount: {e}");
             }
@@ -181,7 +193,7 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     info!("unmounted");
     // Unmounted from outside (umount) rather than by a signal: say so too, so that
     // systemd takes the exit that follows as a stop, not a crash.
-    dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::STOPPING);
+    stopping();
     rt.shutdown_timeout(Duration::from_secs(2));
     r.context("FUSE session")
 }
