@@ -12,8 +12,10 @@
 #      file back through a fresh mount;
 #   3. Restart=on-failure: kill -9 of a node's MainPID, systemd starts it again, active;
 #   4. systemctl stop of everything: every unit inactive (not failed), no mount, no daemon;
-#   5. poweroff (SIGRTMIN+4, as machinectl sends): the container stops cleanly (nspawn exits 0) and leaves no
-#      mount, process, cgroup or network link behind on the host.
+#   5. with the cluster and the mount running again, poweroff (SIGRTMIN+4, as machinectl
+#      sends): the mount stops before the nodes, the nodes before the coordinator, no unit
+#      fails, nspawn exits 0, and no mount, process, cgroup or network link is left on the
+#      host.
 #
 # Needs root, /dev/fuse, debootstrap and systemd-container (systemd-nspawn), and built
 # binaries (cargo build --bins; DFS_BIN_DIR or DFS_PROFILE choose them). The Debian root
@@ -329,7 +331,13 @@ warn=$(in_ct journalctl -o cat --no-pager | grep 'failed to notify' || true)
 [[ -z $warn ]] || fail "notification failures in the journal: $warn"
 pass "no failed readiness notification in the journal"
 
-# --- 5. shut down; nothing left on the host ------------------------------------------------
+# --- 5. shut down with everything running; nothing left on the host ------------------------
+# As at a reboot: the cluster and its mount are up when the machine goes down, and the
+# mount must go first (it flushes buffered writes to the nodes on SIGTERM), then the
+# nodes, then the coordinator.
+step "start everything again, then power off with it running"
+LIMIT=100 in_ct systemctl start $UNITS dfs-fuse@mnt-dfs || fail "systemctl start (before poweroff) failed"
+in_ct logger -t dfs-test "poweroff with dfs running"
 # SIGRTMIN+4 to the container's PID 1 is systemd's "start poweroff.target" (what
 # machinectl poweroff sends); `systemctl poweroff` would race with the bus going away.
 step "poweroff (SIGRTMIN+4 to the container's systemd)"
@@ -342,6 +350,29 @@ CPID=
 ((rc == 0)) || fail "systemd-nspawn exited with $rc: $(tail -5 "$DIR/console.log")"
 [[ -z $(cgroup_pids) ]] && pass "the container powered off cleanly (nspawn exit 0)" ||
   fail "processes left in the container's cgroup: $(cgroup_pids | tr '\n' ' ')"
+# The order of the stops, from the container's journal (read from the host now). The
+# daemons' own timestamps, not the journal's line order: journald interleaves the output
+# streams of several processes by when it reads them, a few milliseconds apart.
+journalctl -D "$ROOT/var/log/journal" -o short-monotonic --no-pager >"$DIR/journal.txt" 2>&1 ||
+  fail "cannot read the container's journal"
+# stamp min|max PATTERN: the earliest or latest daemon timestamp (field 4, ISO 8601 UTC
+# with microseconds: compares as text) of a line with PATTERN after the marker.
+stamp() {
+  awk -v how="$1" -v pat="$2" 'f && index($0, pat) && $4 ~ /^20..-..-..T/ {
+      if (t == "" || (how == "min" && $4 < t) || (how == "max" && $4 > t)) t = $4 }
+    /poweroff with dfs running/ {f=1} END {print t}' "$DIR/journal.txt"
+}
+mount_end=$(stamp max "dfs_fuse: unmounted")
+node_first=$(stamp min "dfs_node: received SIGTERM")
+node_last=$(stamp max "dfs_node: dfs-node stopped")
+coord_term=$(stamp min "dfs_coord::cli: SIGTERM received")
+[[ -n $mount_end && -n $node_first && -n $node_last && -n $coord_term ]] ||
+  fail "the shutdown's stops are not all in the journal ($DIR/journal.txt)"
+[[ $mount_end < $node_first ]] || fail "at poweroff a node got SIGTERM ($node_first) before the mount was gone ($mount_end)"
+[[ $node_last < $coord_term ]] || fail "at poweroff the coordinator got SIGTERM ($coord_term) before the nodes stopped ($node_last)"
+failed=$(awk 'f && /dfs.*Failed with result/ {print} /poweroff with dfs running/ {f=1}' "$DIR/journal.txt")
+[[ -z $failed ]] || fail "a unit failed at poweroff: $failed"
+pass "at poweroff the mount went first, then the nodes, then the coordinator; no unit failed"
 left=$(awk -v r="$ROOT" '$2 == r || index($2, r "/") == 1' /proc/mounts)
 [[ -z $left ]] || fail "mounts left behind: $left"
 for h in $(cgroup_roots); do
