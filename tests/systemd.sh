@@ -12,8 +12,8 @@
 #      file back through a fresh mount;
 #   3. Restart=on-failure: kill -9 of a node's MainPID, systemd starts it again, active;
 #   4. systemctl stop of everything: every unit inactive (not failed), no mount, no daemon;
-#   5. with the cluster and the mount running again, poweroff (SIGRTMIN+4, as machinectl
-#      sends): the mount stops before the nodes, the nodes before the coordinator, no unit
+#   5. with the cluster and two mounts (mnt-dfs.mount, dfs-fuse@srv-dfs) running again,
+#      poweroff (SIGRTMIN+4, as machinectl sends): the mounts stop before the nodes, the nodes before the coordinator, no unit
 #      fails, nspawn exits 0, and no mount, process, cgroup or network link is left on the
 #      host.
 #
@@ -295,6 +295,10 @@ in_ct grep -q ' /mnt/dfs ' /proc/mounts && fail "/mnt/dfs still mounted after st
 step "systemctl start mnt-dfs.mount (mount -t fuse.dfs)"
 LIMIT=100 in_ct systemctl start mnt-dfs.mount || fail "systemctl start mnt-dfs.mount failed"
 [[ $(show mnt-dfs.mount ActiveState) == active ]] || fail "mnt-dfs.mount not active"
+# Mounted, it is still ordered as a network mount, after remote-fs-pre.target like
+# dfs-fuse@, so it too stops before the servers on this host (see mnt-dfs.mount).
+[[ " $(show mnt-dfs.mount After) " == *" remote-fs-pre.target "* ]] ||
+  fail "mnt-dfs.mount is not ordered after remote-fs-pre.target: $(show mnt-dfs.mount After)"
 in_ct cmp /root/one /mnt/dfs/one || fail "the file differs when read through mnt-dfs.mount"
 pass "mnt-dfs.mount: mounted through mount.fuse.dfs; the file reads back through the new mount"
 
@@ -335,8 +339,10 @@ pass "no failed readiness notification in the journal"
 # As at a reboot: the cluster and its mount are up when the machine goes down, and the
 # mount must go first (it flushes buffered writes to the nodes on SIGTERM), then the
 # nodes, then the coordinator.
+# Both kinds of mount: mnt-dfs.mount at /mnt/dfs and dfs-fuse@srv-dfs at /srv/dfs.
 step "start everything again, then power off with it running"
-LIMIT=100 in_ct systemctl start $UNITS dfs-fuse@mnt-dfs || fail "systemctl start (before poweroff) failed"
+LIMIT=100 in_ct systemctl start $UNITS mnt-dfs.mount dfs-fuse@srv-dfs || fail "systemctl start (before poweroff) failed"
+[[ $(in_ct grep -c ' fuse.dfs ' /proc/mounts) == 2 ]] || fail "expected 2 dfs mounts before poweroff: $(in_ct grep fuse /proc/mounts)"
 in_ct logger -t dfs-test "poweroff with dfs running"
 # SIGRTMIN+4 to the container's PID 1 is systemd's "start poweroff.target" (what
 # machinectl poweroff sends); `systemctl poweroff` would race with the bus going away.
@@ -350,29 +356,32 @@ CPID=
 ((rc == 0)) || fail "systemd-nspawn exited with $rc: $(tail -5 "$DIR/console.log")"
 [[ -z $(cgroup_pids) ]] && pass "the container powered off cleanly (nspawn exit 0)" ||
   fail "processes left in the container's cgroup: $(cgroup_pids | tr '\n' ' ')"
-# The order of the stops, from the container's journal (read from the host now). The
-# daemons' own timestamps, not the journal's line order: journald interleaves the output
-# streams of several processes by when it reads them, a few milliseconds apart.
+# The order of the stops, from the container's journal (read from the host now), by the
+# messages of its systemd (one process, so in order; the daemons' own lines may reach
+# journald a few milliseconds late): no node's stop job began before both mounts were
+# gone, and the coordinator's not before every node had stopped.
 journalctl -D "$ROOT/var/log/journal" -o short-monotonic --no-pager >"$DIR/journal.txt" 2>&1 ||
   fail "cannot read the container's journal"
-# stamp min|max PATTERN: the earliest or latest daemon timestamp (field 4, ISO 8601 UTC
-# with microseconds: compares as text) of a line with PATTERN after the marker.
-stamp() {
-  awk -v how="$1" -v pat="$2" 'f && index($0, pat) && $4 ~ /^20..-..-..T/ {
-      if (t == "" || (how == "min" && $4 < t) || (how == "max" && $4 > t)) t = $4 }
-    /poweroff with dfs running/ {f=1} END {print t}' "$DIR/journal.txt"
+# line first|last TEXT: the first or last line number after the marker of a message of
+# the container's systemd containing TEXT.
+line() {
+  awk -v how="$1" -v pat="$2" 'f && index($0, "systemd[1]: ") && index($0, pat) {
+      if (how == "last" || n == "") n = NR }
+    /poweroff with dfs running/ {f=1} END {print n}' "$DIR/journal.txt"
 }
-mount_end=$(stamp max "dfs_fuse: unmounted")
-node_first=$(stamp min "dfs_node: received SIGTERM")
-node_last=$(stamp max "dfs_node: dfs-node stopped")
-coord_term=$(stamp min "dfs_coord::cli: SIGTERM received")
-[[ -n $mount_end && -n $node_first && -n $node_last && -n $coord_term ]] ||
+mnt=$(line last "Unmounted mnt-dfs.mount")
+srv=$(line last "Stopped dfs-fuse@srv-dfs.service")
+node_first=$(line first "Stopping dfs-node@")
+node_last=$(line last "Stopped dfs-node@")
+coord=$(line first "Stopping dfs-coord.service")
+[[ -n $mnt && -n $srv && -n $node_first && -n $node_last && -n $coord ]] ||
   fail "the shutdown's stops are not all in the journal ($DIR/journal.txt)"
-[[ $mount_end < $node_first ]] || fail "at poweroff a node got SIGTERM ($node_first) before the mount was gone ($mount_end)"
-[[ $node_last < $coord_term ]] || fail "at poweroff the coordinator got SIGTERM ($coord_term) before the nodes stopped ($node_last)"
+((mnt < node_first && srv < node_first)) ||
+  fail "at poweroff a node was stopped before the mounts were gone (journal.txt lines $node_first; $mnt, $srv)"
+((node_last < coord)) || fail "at poweroff the coordinator was stopped before the nodes (journal.txt lines $coord; $node_last)"
 failed=$(awk 'f && /dfs.*Failed with result/ {print} /poweroff with dfs running/ {f=1}' "$DIR/journal.txt")
 [[ -z $failed ]] || fail "a unit failed at poweroff: $failed"
-pass "at poweroff the mount went first, then the nodes, then the coordinator; no unit failed"
+pass "at poweroff both mounts went first, then the nodes, then the coordinator; no unit failed"
 left=$(awk -v r="$ROOT" '$2 == r || index($2, r "/") == 1' /proc/mounts)
 [[ -z $left ]] || fail "mounts left behind: $left"
 for h in $(cgroup_roots); do
