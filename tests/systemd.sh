@@ -12,7 +12,8 @@
 #      file back through a fresh mount;
 #   3. Restart=on-failure: kill -9 of a node's MainPID, systemd starts it again, active;
 #   4. systemctl stop of everything: every unit inactive (not failed), no mount, no daemon;
-#   5. with the cluster and two mounts (mnt-dfs.mount, dfs-fuse@srv-dfs) running again,
+#   5. with the cluster and three mounts (mnt-dfs.mount, dfs-fuse@srv-dfs, an fstab line
+#      at /srv/fstab) running again,
 #      poweroff (SIGRTMIN+4, as machinectl sends): the mounts stop before the nodes, the nodes before the coordinator, no unit
 #      fails, nspawn exits 0, and no mount, process, cgroup or network link is left on the
 #      host.
@@ -206,6 +207,8 @@ for n in 1 2 3; do
 done
 sed 's/^coord = .*/coord = "127.0.0.1:7000"/' systemd/fuse.toml >/tmp/fuse.toml
 install -m 0640 -o root -g dfs /tmp/fuse.toml /etc/dfs/fuse.toml
+# And the fstab way (noauto: mounted by the test, not at the next boot).
+echo "127.0.0.1:7000  /srv/fstab  fuse.dfs  _netdev,noauto,config=/etc/dfs/fuse.toml  0 0" >>/etc/fstab
 cp systemd/*.service systemd/*.mount /etc/systemd/system/ && systemctl daemon-reload
 systemctl enable dfs-coord dfs-node@1 dfs-node@2 dfs-node@3 2>/dev/null
 EOF
@@ -339,10 +342,18 @@ pass "no failed readiness notification in the journal"
 # As at a reboot: the cluster and its mount are up when the machine goes down, and the
 # mount must go first (it flushes buffered writes to the nodes on SIGTERM), then the
 # nodes, then the coordinator.
-# Both kinds of mount: mnt-dfs.mount at /mnt/dfs and dfs-fuse@srv-dfs at /srv/dfs.
+# Every kind of mount: mnt-dfs.mount at /mnt/dfs, dfs-fuse@srv-dfs at /srv/dfs, and the
+# fstab line at /srv/fstab (srv-fstab.mount, made by systemd-fstab-generator).
+MOUNTS="mnt-dfs.mount dfs-fuse@srv-dfs srv-fstab.mount"
 step "start everything again, then power off with it running"
-LIMIT=100 in_ct systemctl start $UNITS mnt-dfs.mount dfs-fuse@srv-dfs || fail "systemctl start (before poweroff) failed"
-[[ $(in_ct grep -c ' fuse.dfs ' /proc/mounts) == 2 ]] || fail "expected 2 dfs mounts before poweroff: $(in_ct grep fuse /proc/mounts)"
+LIMIT=100 in_ct systemctl start $UNITS $MOUNTS || fail "systemctl start (before poweroff) failed"
+[[ $(in_ct grep -c ' fuse.dfs ' /proc/mounts) == 3 ]] || fail "expected 3 dfs mounts before poweroff: $(in_ct grep fuse /proc/mounts)"
+# Mounted, the fstab line too is a network mount to systemd (mount.fuse.dfs gives the
+# kernel the source under which mount(8) recorded _netdev, see dfs_fuse::HELPER_ENV).
+[[ " $(show srv-fstab.mount After) " == *" remote-fs-pre.target "* ]] ||
+  fail "the mounted fstab line is not ordered after remote-fs-pre.target: $(show srv-fstab.mount After)"
+# `dfs where` takes a path through a local dfs mount: it must recognise this one too.
+out=$(in_ct dfs where /srv/fstab/one 2>&1) || fail "dfs where does not recognise the fstab mount: $out"
 in_ct logger -t dfs-test "poweroff with dfs running"
 # SIGRTMIN+4 to the container's PID 1 is systemd's "start poweroff.target" (what
 # machinectl poweroff sends); `systemctl poweroff` would race with the bus going away.
@@ -371,17 +382,18 @@ line() {
 }
 mnt=$(line last "Unmounted mnt-dfs.mount")
 srv=$(line last "Stopped dfs-fuse@srv-dfs.service")
+tab=$(line last "Unmounted srv-fstab.mount")
 node_first=$(line first "Stopping dfs-node@")
 node_last=$(line last "Stopped dfs-node@")
 coord=$(line first "Stopping dfs-coord.service")
-[[ -n $mnt && -n $srv && -n $node_first && -n $node_last && -n $coord ]] ||
+[[ -n $mnt && -n $srv && -n $tab && -n $node_first && -n $node_last && -n $coord ]] ||
   fail "the shutdown's stops are not all in the journal ($DIR/journal.txt)"
-((mnt < node_first && srv < node_first)) ||
-  fail "at poweroff a node was stopped before the mounts were gone (journal.txt lines $node_first; $mnt, $srv)"
+((mnt < node_first && srv < node_first && tab < node_first)) ||
+  fail "at poweroff a node was stopped before the mounts were gone (journal.txt lines $node_first; $mnt, $srv, $tab)"
 ((node_last < coord)) || fail "at poweroff the coordinator was stopped before the nodes (journal.txt lines $coord; $node_last)"
 failed=$(awk 'f && /dfs.*Failed with result/ {print} /poweroff with dfs running/ {f=1}' "$DIR/journal.txt")
 [[ -z $failed ]] || fail "a unit failed at poweroff: $failed"
-pass "at poweroff both mounts went first, then the nodes, then the coordinator; no unit failed"
+pass "at poweroff the three mounts went first, then the nodes, then the coordinator; no unit failed"
 left=$(awk -v r="$ROOT" '$2 == r || index($2, r "/") == 1' /proc/mounts)
 [[ -z $left ]] || fail "mounts left behind: $left"
 for h in $(cgroup_roots); do
