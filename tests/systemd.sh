@@ -66,6 +66,8 @@ NSPAWN=
 CPID=
 WATCHDOG=
 LINKS_BEFORE=$(ip -o link 2>/dev/null | wc -l || echo 0)
+# nspawn creates /run/systemd/nspawn/{locks,propagate} on first use and leaves them.
+NSPAWN_RUN=; [[ -e /run/systemd/nspawn ]] || NSPAWN_RUN=/run/systemd/nspawn
 
 # The cgroup directories the container runs in, one per mounted hierarchy that systemd
 # uses: cgroup v1's name=systemd plus v2 (at /sys/fs/cgroup/unified on a hybrid host like
@@ -112,6 +114,7 @@ cleanup() {
     [[ -d $h/$CG ]] && find "$h/$CG" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
   rm -rf "/run/systemd/nspawn/propagate/$MACHINE" 2>/dev/null || true
+  [[ -n $NSPAWN_RUN ]] && find "$NSPAWN_RUN" -depth -type d -empty -delete 2>/dev/null
   if [[ -n ${DFS_KEEP:-} ]]; then
     echo "systemd.sh: everything kept in $DIR (DFS_KEEP)" >&2
   elif ((rc == 0)); then
