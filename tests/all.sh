@@ -2,7 +2,9 @@
 # all.sh: every test of the project, the command the README gives and CI runs.
 #   1. formatting and lints
 #   2. unit, protocol and in-process cluster tests (cargo test)
-#   3. real processes and a real FUSE mount: smoke.sh, posix.sh, unmount.sh, fsx.sh,
+#   3. the systemd units starting, restarting and stopping a cluster under a real systemd
+#      booted in a container (systemd.sh)
+#   4. real processes and a real FUSE mount: smoke.sh, posix.sh, unmount.sh, fsx.sh,
 #      mount-helper.sh (mount -t fuse.dfs and fstab), cli.sh (the dfs admin command),
 #      view.sh (the cluster view in headless Chromium)
 #      and the fault scenarios in faults/
@@ -20,6 +22,8 @@ step "tests/units.sh (systemd units)"
 tests/units.sh
 step "build binaries"
 cargo build --bins -q
+step "tests/systemd.sh (the units under a real systemd, in a container)"
+tests/systemd.sh
 step "tests/smoke.sh"
 tests/smoke.sh
 step "tests/posix.sh"

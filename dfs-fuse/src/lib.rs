@@ -62,6 +62,29 @@ pub struct MountConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
+/// Set (to 1) by the `mount.fuse.dfs` helper for the daemon it starts. Then (1) its
+/// `NOTIFY_SOCKET` wants READY=1 only (the helper exits on it), so STOPPING=1 is not sent
+/// (see [`stopping`]); (2) the mount's source in the kernel's table is the mount source as
+/// given (`10.0.0.1:7000`), not `dfs@10.0.0.1:7000`: libmount pairs a mount with its
+/// entry in /run/mount/utab, where mount(8) keeps options such as `_netdev`, by source
+/// and mount point, and systemd learns from that entry that a mounted fstab line or
+/// .mount unit is a network mount. Without the match it orders it as a local file
+/// system, unmounted at shutdown only after the dfs nodes on the same host have stopped
+/// (found by tests/systemd.sh).
+pub const HELPER_ENV: &str = "DFS_MOUNT_HELPER";
+
+fn started_by_helper() -> bool {
+    std::env::var_os(HELPER_ENV).is_some()
+}
+
+/// Tells the service manager we are stopping, unless our `NOTIFY_SOCKET` is the mount
+/// helper's, which no longer exists by then.
+fn stopping() {
+    if !started_by_helper() {
+        dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::STOPPING);
+    }
+}
+
 /// Mounts and serves until unmounted (umount, fusermount3 -u) or SIGTERM/SIGINT, after
 /// which buffered writes are flushed and the mount is removed.
 pub fn run(cfg: MountConfig) -> Result<()> {
@@ -109,7 +132,11 @@ pub fn run(cfg: MountConfig) -> Result<()> {
 
     let mut config = fuser::Config::default();
     config.mount_options = vec![
-        fuser::MountOption::FSName(format!("dfs@{}", cfg.coord)),
+        fuser::MountOption::FSName(if started_by_helper() {
+            cfg.coord.clone()
+        } else {
+            format!("dfs@{}", cfg.coord)
+        }),
         fuser::MountOption::Subtype("dfs".into()),
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::NoAtime,
@@ -161,7 +188,7 @@ pub fn run(cfg: MountConfig) -> Result<()> {
                 _ = term.recv() => info!("SIGTERM: flushing and unmounting"),
                 _ = int.recv() => info!("SIGINT: flushing and unmounting"),
             }
-            dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::STOPPING);
+            stopping();
             if let Err(e) = fs.flush_all().await {
                 error!("failed to flush before unmount: {e}");
             }
@@ -184,7 +211,7 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     info!("unmounted");
     // Unmounted from outside (umount) rather than by a signal: say so too, so that
     // systemd takes the exit that follows as a stop, not a crash.
-    dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::STOPPING);
+    stopping();
     rt.shutdown_timeout(Duration::from_secs(2));
     r.context("FUSE session")
 }

@@ -175,6 +175,12 @@ pub fn run(argv: Vec<OsString>) -> Result<()> {
     cmd.arg0("dfs-fuse")
         .args(&inv.args)
         .env("NOTIFY_SOCKET", format!("@{name}"))
+        // Tells the daemon that it serves a mount(8) mount: our socket is gone once we
+        // have exited after READY=1, so no STOPPING=1 there at unmount (it would log a
+        // "connection refused" warning on every `umount`), and the kernel's mount table
+        // gets SOURCE itself as the source, so that libmount and systemd find the options
+        // mount(8) kept for it (`_netdev`). See `crate::HELPER_ENV`.
+        .env(crate::HELPER_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     if let Some(path) = &inv.log {

@@ -48,7 +48,7 @@ pub struct FileMap {
 }
 
 /// The path inside the filesystem that `arg` names. A path under a local dfs mount (a
-/// `/proc/mounts` entry whose source starts with `dfs@`; a relative `arg` is taken from
+/// `/proc/mounts` entry of type `fuse.dfs` or whose source starts with `dfs@`; a relative `arg` is taken from
 /// `cwd` for this check) loses the mount point; anything else is taken as a path inside
 /// the filesystem already. `.` and `..` are resolved here, without asking the coordinator.
 pub fn fs_path(arg: &str, cwd: &Path, mounts: &str) -> String {
@@ -82,7 +82,10 @@ fn mount_points(mounts: &str) -> Vec<String> {
             let mut f = l.split(' ');
             let source = f.next()?;
             let point = f.next()?;
-            source.starts_with("dfs@").then(|| unescape(point))
+            // Mounts made through mount.fuse.dfs have the mount source itself as their
+            // source (host:port, see dfs_fuse::HELPER_ENV); every dfs mount has the type.
+            let fstype = f.next().unwrap_or("");
+            (source.starts_with("dfs@") || fstype == "fuse.dfs").then(|| unescape(point))
         })
         .collect()
 }
@@ -328,7 +331,8 @@ mod tests {
     const MOUNTS: &str = "proc /proc proc rw 0 0\n\
         dfs@127.0.0.1:7000 /tmp/c/mnt fuse rw,nosuid 0 0\n\
         dfs@127.0.0.1:7001 /mnt/my\\040dfs fuse rw 0 0\n\
-        other /tmp/c/mnt/not-dfs ext4 rw 0 0\n";
+        other /tmp/c/mnt/not-dfs ext4 rw 0 0\n\
+        10.0.0.1:7000 /srv/fstab fuse.dfs rw 0 0\n";
 
     #[test]
     fn paths_under_a_dfs_mount_lose_the_mount_point() {
@@ -337,6 +341,8 @@ mod tests {
         assert_eq!(fs_path("/tmp/c/mnt", home, MOUNTS), "/");
         assert_eq!(fs_path("/mnt/my dfs/x", home, MOUNTS), "/x");
         assert_eq!(fs_path("mnt/d/f", Path::new("/tmp/c"), MOUNTS), "/d/f");
+        // A mount made by mount.fuse.dfs (fstab), known by its type.
+        assert_eq!(fs_path("/srv/fstab/a", home, MOUNTS), "/a");
         // Not under a dfs mount: already a path inside the filesystem.
         assert_eq!(fs_path("/dir/f", home, MOUNTS), "/dir/f");
         assert_eq!(fs_path("/tmp/c/mntx/f", home, MOUNTS), "/tmp/c/mntx/f");
