@@ -1,7 +1,7 @@
 //! Settings of a coordinator and of a cluster, and parsing of the human-friendly values
 //! (`1M`, `5s`) the command line accepts.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -116,80 +116,11 @@ pub struct CoordConfig {
     pub view_token: Option<String>,
 }
 
-/// Parses a byte size: a number with an optional binary suffix `K`, `M` or `G` (an
-/// optional trailing `B` or `iB` is accepted too), e.g. `1M` = 1048576.
-pub fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                _ => bail!("unknown size suffix in {s:?} (use K, M or G)"),
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .with_context(|| format!("bad size {s:?}"))?;
-    n.checked_mul(mult)
-        .with_context(|| format!("size {s:?} is too large"))
-}
-
-/// Parses a duration: a number with a unit `ms`, `s` or `m` (a bare number is seconds),
-/// e.g. `5s`, `500ms`, `1.5s`.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    let t = s.trim();
-    let (num, unit) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .with_context(|| format!("bad duration {s:?} (e.g. 5s, 500ms)"))?;
-    if !v.is_finite() || v < 0.0 {
-        bail!("bad duration {s:?}");
-    }
-    Duration::try_from_secs_f64(v * unit).with_context(|| format!("bad duration {s:?}"))
-}
+pub use dfs_ops::units::{parse_duration, parse_size};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1M").unwrap(), 1 << 20);
-        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
-        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(parse_size("1T").is_err());
-        assert!(parse_size("x").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("soon").is_err());
-    }
 
     #[test]
     fn settings_validation() {

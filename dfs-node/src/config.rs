@@ -99,112 +99,12 @@ impl Args {
     }
 }
 
-/// Parses a duration: digits followed by `ms`, `s`, `m`, `h` or `d` (`500ms`, `30s`, `1h`);
-/// plain digits are seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits_end);
-    if num.is_empty() {
-        return Err(format!("{s:?} is not a duration (try 30s, 10m or 1h)"));
-    }
-    let n: u64 = num.parse().map_err(|e| format!("{s:?}: {e}"))?;
-    let (per, millis) = match unit {
-        "ms" => (1, true),
-        "" | "s" => (1, false),
-        "m" => (60, false),
-        "h" => (3600, false),
-        "d" => (86400, false),
-        _ => return Err(format!("{s:?}: unknown unit (use ms, s, m, h or d)")),
-    };
-    let n = n
-        .checked_mul(per)
-        .ok_or_else(|| format!("{s:?} is too long"))?;
-    Ok(if millis {
-        Duration::from_millis(n)
-    } else {
-        Duration::from_secs(n)
-    })
-}
-
-/// Parses a byte count: plain digits, or digits followed by K, M, G or T (powers of 1024,
-/// either case, optionally followed by `B` or `iB`): `4096`, `512M`, `10G`, `1TiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits_end);
-    if num.is_empty() {
-        return Err(format!("{s:?} is not a size (try 4096, 512M or 10G)"));
-    }
-    let n: u64 = num.parse().map_err(|e| format!("{s:?}: {e}"))?;
-    let unit = unit.to_ascii_lowercase();
-    let shift = match unit.as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return Err(format!("{s:?}: unknown unit (use K, M, G or T)")),
-    };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
+pub use dfs_ops::units::{parse_duration, parse_size};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("0"), Ok(0));
-        assert_eq!(parse_size("512M"), Ok(512 << 20));
-        assert_eq!(parse_size("10G"), Ok(10 << 30));
-        assert_eq!(parse_size("10g"), Ok(10 << 30));
-        assert_eq!(parse_size("1TiB"), Ok(1 << 40));
-        assert_eq!(parse_size("2KB"), Ok(2048));
-        assert_eq!(parse_size("7B"), Ok(7));
-        for bad in [
-            "",
-            "G",
-            "10X",
-            "1.5G",
-            "-1",
-            "10 G",
-            "ib",
-            "10iB",
-            "99999999999T",
-            "2KBB",
-            "5é",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86400)));
-        for bad in [
-            "",
-            "s",
-            "1.5h",
-            "-1s",
-            "10 s",
-            "1H",
-            "5x",
-            "1hm",
-            "99999999999999999d",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn example_config_file_parses() {

@@ -18,3 +18,4 @@ pub mod http;
 pub mod metrics;
 pub mod rpc_metrics;
 pub mod sd_notify;
+pub mod units;

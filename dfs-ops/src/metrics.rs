@@ -161,6 +161,42 @@ impl<T: Default> Series<T> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
+
+    /// A metric without labels has exactly one series: shown (as 0) before its first
+    /// update, so a scraper sees it exists.
+    fn touch_unlabelled(&self, meta: &Meta) {
+        if meta.labels.is_empty() {
+            self.get(&[]);
+        }
+    }
+}
+
+/// An atomic number, the value of one counter or gauge series.
+trait Scalar: Default {
+    fn value(&self) -> String;
+}
+
+impl Scalar for AtomicU64 {
+    fn value(&self) -> String {
+        self.load(Ordering::Relaxed).to_string()
+    }
+}
+
+impl Scalar for AtomicI64 {
+    fn value(&self) -> String {
+        self.load(Ordering::Relaxed).to_string()
+    }
+}
+
+impl<T: Scalar> Series<T> {
+    /// The exposition of a counter or gauge: the header, then one line per series.
+    fn render_scalars(&self, meta: &Meta, kind: &str, out: &mut String) {
+        meta.header(out, kind);
+        for (values, v) in self.snapshot() {
+            let labels = meta.labels(&values, None);
+            let _ = writeln!(out, "{}{labels} {}", meta.name, v.value());
+        }
+    }
 }
 
 pub struct Counter {
@@ -187,22 +223,11 @@ impl Counter {
 
 impl Render for Counter {
     fn touch_unlabelled(&self) {
-        if self.meta.labels.is_empty() {
-            self.series.get(&[]);
-        }
+        self.series.touch_unlabelled(&self.meta);
     }
 
     fn render(&self, out: &mut String) {
-        self.meta.header(out, "counter");
-        for (values, v) in self.series.snapshot() {
-            let labels = self.meta.labels(&values, None);
-            let _ = writeln!(
-                out,
-                "{}{labels} {}",
-                self.meta.name,
-                v.load(Ordering::Relaxed)
-            );
-        }
+        self.series.render_scalars(&self.meta, "counter", out);
     }
 }
 
@@ -225,22 +250,11 @@ impl Gauge {
 
 impl Render for Gauge {
     fn touch_unlabelled(&self) {
-        if self.meta.labels.is_empty() {
-            self.series.get(&[]);
-        }
+        self.series.touch_unlabelled(&self.meta);
     }
 
     fn render(&self, out: &mut String) {
-        self.meta.header(out, "gauge");
-        for (values, v) in self.series.snapshot() {
-            let labels = self.meta.labels(&values, None);
-            let _ = writeln!(
-                out,
-                "{}{labels} {}",
-                self.meta.name,
-                v.load(Ordering::Relaxed)
-            );
-        }
+        self.series.render_scalars(&self.meta, "gauge", out);
     }
 }
 
