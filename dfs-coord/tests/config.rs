@@ -26,7 +26,7 @@ fn bad_config_files_are_refused_with_file_key_and_problem() {
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(
         err,
-        "dfs-coord: FILE: key `repair_grace`: bad value \"soon\": bad duration \"soon\" (e.g. 5s, 500ms): invalid float literal"
+        "dfs-coord: FILE: key `repair_grace`: bad value \"soon\": \"soon\" is not a duration (try 30s, 10m or 1h)"
     );
     let (code, err) = serve_with("replica = 2\n");
     assert_eq!(code, Some(1), "{err}");
