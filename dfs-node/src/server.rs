@@ -4,7 +4,7 @@
 
 use crate::corruption::CorruptionHandler;
 use crate::replication::Replicator;
-use crate::shard_store::{ReadError, ShardStore};
+use crate::shard_store::{ReadError, ShardStore, Verify};
 use dfs_proto::node_msg::{NodeRequest, NodeResponse, NodeStatus};
 use dfs_proto::rpc::{Handler, Peer};
 use dfs_proto::{WireError, WireResult};
@@ -48,7 +48,11 @@ impl Handler<NodeRequest, NodeResponse> for NodeService {
             }
             NodeRequest::Get { id, range } => {
                 debug!(peer = %peer.addr, shard = %id, ?range, "get");
-                match blocking(move || store.read(id, range)).await {
+                // A whole shard is checked against its block checksums only: every caller
+                // of a whole Get (a client, a replicating node) hashes it against the ID
+                // itself, so a second SHA-256 here would only cost CPU. The scrubber still
+                // checks the ID (Verify::Content).
+                match blocking(move || store.read_with(id, range, Verify::Blocks)).await {
                     Ok(data) => Ok(NodeResponse::Data(data)),
                     Err(ReadError::Corrupt(c)) => {
                         // The caller still gets `Corrupt` and tries another holder; this

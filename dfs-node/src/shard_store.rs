@@ -24,7 +24,7 @@
 //! All methods do blocking file I/O: async callers run them in `spawn_blocking`.
 
 use crate::durable;
-use crate::shard_file::{self, Header, HEADER_LEN, SUM_LEN};
+use crate::shard_file::{self, Header, HEADER_LEN};
 use anyhow::{anyhow, bail, Context};
 use dfs_proto::node_msg::{ByteRange, NodeStats};
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult, MAX_SHARD_SIZE};
@@ -121,16 +121,23 @@ impl ShardStore {
             )));
         }
         // Check the content against its name before anything touches the disk: a shard
-        // stored under the wrong name would be served as valid forever after.
-        if !id.matches(data) {
+        // stored under the wrong name would be served as valid forever after. The same
+        // pass over the bytes computes the block checksums of the file (shard_file.rs).
+        let (prefix, hashed) = shard_file::encode(data);
+        if hashed != id {
             return Err(WireError::corrupt(format!(
                 "shard {id}: content does not match its id"
             )));
         }
         // Already here? Then the put is done, as long as our copy is intact. A damaged copy
-        // is replaced: that is exactly how a re-replication repairs this node.
-        match self.read(id, None) {
-            Ok(_) => return Ok(()),
+        // is replaced: that is exactly how a re-replication repairs this node. Comparing
+        // our copy with the bytes just verified against the ID is as strong as hashing it,
+        // and much cheaper.
+        match self.read_with(id, None, Verify::Blocks) {
+            Ok(ours) if ours == data => return Ok(()),
+            Ok(_) => {
+                warn!(shard = %id, "replacing damaged copy ({}) with the bytes being put", Defect::Content);
+            }
             Err(ReadError::Failed(e)) if e.code == ErrorCode::NotFound => {}
             Err(ReadError::Corrupt(c)) => {
                 warn!(shard = %id, "replacing damaged copy ({}) with the bytes being put", c.defect);
@@ -138,7 +145,6 @@ impl ShardStore {
             Err(ReadError::Failed(e)) => return Err(e),
         }
 
-        let prefix = shard_file::prefix(data);
         let file_len = (prefix.len() + data.len()) as u64;
         let mut reservation = self.reserve(id, file_len)?;
 
@@ -183,8 +189,20 @@ impl ShardStore {
     }
 
     /// Like [`ShardStore::get`], but says exactly what is damaged, and in which file, so the
-    /// caller can drop that copy with [`ShardStore::discard`].
+    /// caller can drop that copy with [`ShardStore::discard`]. A whole read is checked
+    /// fully ([`Verify::Content`]).
     pub fn read(&self, id: ShardId, range: Option<ByteRange>) -> Result<Vec<u8>, ReadError> {
+        self.read_with(id, range, Verify::Content)
+    }
+
+    /// [`ShardStore::read`] with a choice of how far a whole read is checked. A range read
+    /// is always checked against the block checksums of the blocks it covers.
+    pub fn read_with(
+        &self,
+        id: ShardId,
+        range: Option<ByteRange>,
+        verify: Verify,
+    ) -> Result<Vec<u8>, ReadError> {
         let file = File::open(self.shard_path(id)).map_err(|e| io_failure("open", id, e))?;
         let meta = file.metadata().map_err(|e| io_failure("stat", id, e))?;
         let file_key = (meta.dev(), meta.ino());
@@ -203,25 +221,31 @@ impl ShardStore {
         let header = Header::parse(&head[..head_len], file_len)
             .map_err(|m| found(Fault::Defect(Defect::Layout(m))))?;
         match range {
-            None => self.read_whole(&file, id, header),
+            None => self.read_whole(&file, id, header, verify),
             Some(r) => self.read_range(&file, id, header, r),
         }
         .map_err(found)
     }
 
-    /// Every block checked against its checksum, then the whole content against its id:
-    /// the checksums could have been damaged together with the data they cover, the id
-    /// cannot.
-    fn read_whole(&self, file: &File, id: ShardId, h: Header) -> Result<Vec<u8>, Fault> {
+    /// Every block checked against its checksum, then (with [`Verify::Content`]) the whole
+    /// content against its id: the checksums could have been damaged together with the
+    /// data they cover, the id cannot.
+    fn read_whole(
+        &self,
+        file: &File,
+        id: ShardId,
+        h: Header,
+        verify: Verify,
+    ) -> Result<Vec<u8>, Fault> {
         // Sizes come from a header already checked against the file size and the shard cap.
-        let mut sums = vec![0u8; h.blocks() as usize * SUM_LEN];
+        let mut sums = vec![0u8; h.blocks() as usize * h.sum.size()];
         read_at(file, &mut sums, h.sum_offset(0), id)?;
         let mut data = vec![0u8; h.data_len as usize];
         read_at(file, &mut data, h.data_offset(), id)?;
-        if let Err(b) = shard_file::verify_blocks(&sums, &data, 0) {
+        if let Err(b) = shard_file::verify_blocks(h.sum, &sums, &data, 0) {
             return Err(Fault::Defect(Defect::Block(b)));
         }
-        if !id.matches(&data) {
+        if verify == Verify::Content && !id.matches(&data) {
             return Err(Fault::Defect(Defect::Content));
         }
         Ok(data)
@@ -248,13 +272,13 @@ impl ShardStore {
         }
         let bs = u64::from(shard_file::BLOCK_SIZE);
         let (first, last) = (offset / bs, (end - 1) / bs);
-        let mut sums = vec![0u8; ((last - first + 1) as usize) * SUM_LEN];
+        let mut sums = vec![0u8; ((last - first + 1) as usize) * h.sum.size()];
         read_at(file, &mut sums, h.sum_offset(first), id)?;
         let span_start = first * bs;
         let span_end = ((last + 1) * bs).min(u64::from(h.data_len));
         let mut blocks = vec![0u8; (span_end - span_start) as usize];
         read_at(file, &mut blocks, h.data_offset() + span_start, id)?;
-        if let Err(b) = shard_file::verify_blocks(&sums, &blocks, first) {
+        if let Err(b) = shard_file::verify_blocks(h.sum, &sums, &blocks, first) {
             return Err(Fault::Defect(Defect::Block(b)));
         }
         // Keep only the requested bytes (in place: no second allocation).
@@ -466,6 +490,20 @@ impl Drop for TmpFile {
             let _ = fs::remove_file(&self.path);
         }
     }
+}
+
+/// How far a whole-shard read is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Every block against its checksum: catches what a disk does to a file (flipped bits,
+    /// torn or lost writes). Enough for a caller that checks the SHA-256 of what it gets
+    /// anyway, as a client and a replicating node do with a whole shard, so the node does
+    /// not hash the megabyte a second time for them.
+    Blocks,
+    /// The blocks, then the SHA-256 of the whole content against the ID: also catches a
+    /// file whose checksums were rewritten together with its data (a bug, a file copied
+    /// under the wrong name). The scrubber checks this way.
+    Content,
 }
 
 /// What is wrong with a damaged shard file.

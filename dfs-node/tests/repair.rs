@@ -288,7 +288,7 @@ async fn corrupt_copy_is_deleted_reported_and_repaired() {
     // Flip a byte in block 2 of A's copy, then read a range covering it.
     let path = shard_path(&c.a_dir, id);
     let mut raw = std::fs::read(&path).unwrap();
-    let at = 20 + 4 * 32 + 2 * 65536 + 5;
+    let at = dfs_node::shard_file::Header::new(200_000).data_offset() as usize + 2 * 65536 + 5;
     raw[at] ^= 0x40;
     std::fs::write(&path, &raw).unwrap();
     let range = Some(ByteRange {

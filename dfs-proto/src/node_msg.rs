@@ -22,9 +22,10 @@ pub enum NodeRequest {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
-    /// Read a whole shard (`range: None`, verified against its SHA-256) or `len` bytes at
-    /// `offset` (verified against the per-block checksums kept with the shard). A range
-    /// past the end is `Invalid`.
+    /// Read a whole shard (`range: None`) or `len` bytes at `offset`. The node verifies
+    /// every 64 KiB block it reads against the checksum kept for it with the shard; for a
+    /// whole shard the caller checks the SHA-256 against `id` itself. A range past the end
+    /// is `Invalid`.
     Get {
         id: ShardId,
         range: Option<ByteRange>,

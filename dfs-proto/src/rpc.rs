@@ -15,12 +15,13 @@
 //! one byte a second, cannot crowd out everyone else. They also check the deny list of
 //! revoked certificates on every new stream (see `revocation.rs`).
 
-use crate::frame::{decode, read_len, read_msg, read_payload, write_msg, FrameError, MAX_FRAME};
+use crate::frame::{decode, encode, read_len, read_msg, read_payload, FrameError, MAX_FRAME};
 use crate::pki::Role;
 use crate::revocation::DenyList;
 use crate::tls::{peer_certificate, peer_roles, ClusterTls};
 use crate::{WireError, WireResult};
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use rustls::pki_types::CertificateDer;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
@@ -315,7 +316,9 @@ async fn serve_connection<Req, Resp, H>(
                 }
             };
             drop(resp);
-            if let Err(e) = send.write_all(&buf).await {
+            // Handed to quinn as `Bytes`, which it keeps without copying (`write_all(&buf)`
+            // would copy the whole frame, a megabyte for a shard, into its send buffer).
+            if let Err(e) = send.write_chunk(Bytes::from(buf)).await {
                 debug!("failed to send response: {e}");
                 return;
             }
@@ -445,7 +448,10 @@ impl RpcClient {
                 }
             }
         };
-        write_msg(&mut send, req).await.map_err(|e| {
+        // Encoding cannot fail for our message types; it is not the connection's fault.
+        let buf = encode(req).map_err(WireError::from)?;
+        // As `Bytes`, which quinn sends without copying them into its own buffer first.
+        send.write_chunk(Bytes::from(buf)).await.map_err(|e| {
             self.forget(addr);
             WireError::unavailable(format!("send request to {addr}: {e}"))
         })?;

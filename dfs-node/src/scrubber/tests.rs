@@ -93,7 +93,7 @@ async fn flipped_byte_is_found_counted_and_deleted() {
         .write(true)
         .open(&path)
         .unwrap();
-    let at = 20 + 4 * 32 + 199_000;
+    let at = crate::shard_file::Header::new(200_000).data_offset() + 199_000;
     let mut b = [0u8; 1];
     file.read_exact_at(&mut b, at).unwrap();
     file.write_all_at(&[b[0] ^ 1], at).unwrap();

@@ -72,7 +72,8 @@ fn put_get_round_trip_and_layout() {
         .join(&hex);
     let raw = fs::read(&path).unwrap();
     assert_eq!(&raw[..8], b"DFSSHRD1");
-    assert_eq!(raw.len(), 20 + 16 * 32 + (1 << 20));
+    assert_eq!(&raw[8..12], &2u32.to_le_bytes(), "format version");
+    assert_eq!(raw.len(), 20 + 16 * 4 + (1 << 20));
     assert_eq!(&raw[raw.len() - data.len()..], &data[..]);
 
     // Idempotent: a second put changes nothing.
@@ -125,7 +126,7 @@ fn flipped_byte_is_corrupt_for_whole_and_covering_range_reads() {
     let data = bytes(200_000, 3); // blocks 0..=3, the last one short
     let id = ShardId::of(&data);
     s.put(id, &data).unwrap();
-    let data_offset = 20 + 4 * 32;
+    let data_offset = Header::new(200_000).data_offset();
     flip(&s.shard_path(id), data_offset + 70_000); // in block 1
 
     let e = s.get(id, None).unwrap_err();
@@ -151,7 +152,7 @@ fn damaged_checksum_is_corrupt() {
     let data = bytes(100_000, 4);
     let id = ShardId::of(&data);
     s.put(id, &data).unwrap();
-    flip(&s.shard_path(id), 20 + 32 + 5); // checksum of block 1
+    flip(&s.shard_path(id), 20 + 4 + 1); // checksum (CRC-32) of block 1
     assert_eq!(s.get(id, None).unwrap_err().code, ErrorCode::Corrupt);
     assert_eq!(
         s.get(id, range(90_000, 10)).unwrap_err().code,
@@ -345,7 +346,7 @@ fn read_names_the_bad_block_and_discard_removes_only_that_file() {
     let data = bytes(200_000, 11);
     let id = ShardId::of(&data);
     s.put(id, &data).unwrap();
-    flip(&s.shard_path(id), 20 + 4 * 32 + 70_000); // in block 1
+    flip(&s.shard_path(id), 20 + 4 * 4 + 70_000); // in block 1
 
     let Err(ReadError::Corrupt(c)) = s.read(id, range(65_000, 1000)) else {
         panic!("damage not found");
@@ -358,7 +359,7 @@ fn read_names_the_bad_block_and_discard_removes_only_that_file() {
     assert!(!s.discard(&c).unwrap());
     assert_eq!(s.get(id, None).unwrap(), data);
 
-    flip(&s.shard_path(id), 20 + 4 * 32 + 70_000);
+    flip(&s.shard_path(id), 20 + 4 * 4 + 70_000);
     let Err(ReadError::Corrupt(c)) = s.read(id, None) else {
         panic!("damage not found");
     };
@@ -381,7 +382,127 @@ fn damaged_checksums_with_their_data_are_a_content_defect() {
     let mut other = data.clone();
     other[0] ^= 1;
     let path = s.shard_path(id);
-    fs::write(&path, [shard_file::prefix(&other), other].concat()).unwrap();
+    fs::write(&path, [shard_file::encode(&other).0, other].concat()).unwrap();
+    match s.read(id, None) {
+        Err(ReadError::Corrupt(c)) => assert_eq!(c.defect, Defect::Content),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_whole_read_checking_blocks_only_skips_the_id_check_and_a_put_still_repairs() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let data = bytes(100_000, 13);
+    let id = ShardId::of(&data);
+    s.put(id, &data).unwrap();
+    assert_eq!(s.read_with(id, None, Verify::Blocks).unwrap(), data);
+    // Other bytes with consistent checksums under this name: the block checks pass (the
+    // caller of such a read hashes the bytes itself), the full check does not.
+    let mut other = data.clone();
+    other[99_999] ^= 1;
+    let path = s.shard_path(id);
+    fs::write(
+        &path,
+        [shard_file::encode(&other).0, other.clone()].concat(),
+    )
+    .unwrap();
+    assert_eq!(s.read_with(id, None, Verify::Blocks).unwrap(), other);
+    assert!(matches!(
+        s.read_with(id, None, Verify::Content),
+        Err(ReadError::Corrupt(Corruption {
+            defect: Defect::Content,
+            ..
+        }))
+    ));
+    // A put of the right bytes does not take that copy for "already here": it compares
+    // the copy with the verified bytes and replaces it.
+    s.put(id, &data).unwrap();
+    assert_eq!(s.read(id, None).unwrap(), data);
+    assert_eq!(s.stats().shards, 1);
+}
+
+/// A shard file of format version 1 (SHA-256 per block) exactly as the first release wrote
+/// it: 70,000 bytes, so two blocks, the second one short. Written by `ShardStore::put` at
+/// commit 544dcd3, before version 2 existed.
+const V1_FIXTURE: &str = "40e2a200e78375a96c3ce35df7348d179c49885c18c1115f81b73017faff98b2";
+
+fn v1_fixture_data() -> Vec<u8> {
+    (0..70_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect()
+}
+
+/// Installs the checked-in version 1 file into a fresh store.
+fn store_with_v1_fixture(dir: &Path) -> (ShardStore, ShardId) {
+    let id = ShardId::from_hex(V1_FIXTURE).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{V1_FIXTURE}.v1"));
+    let raw = fs::read(&src).unwrap();
+    assert_eq!(&raw[8..12], &1u32.to_le_bytes(), "the fixture is version 1");
+    let dst = dir.join("shards").join(relative_path(id));
+    fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    fs::write(&dst, raw).unwrap();
+    // Opened after the file is in place, as a node restarted on the new release would be.
+    (open(dir), id)
+}
+
+#[test]
+fn version_1_files_from_the_first_release_stay_readable_and_verified() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, id) = store_with_v1_fixture(d.path());
+    let data = v1_fixture_data();
+    assert_eq!(ShardId::of(&data), id);
+    assert_eq!(s.list().unwrap(), vec![id]);
+    assert_eq!(s.stats().used, 20 + 2 * 32 + 70_000);
+    for verify in [Verify::Blocks, Verify::Content] {
+        assert_eq!(s.read_with(id, None, verify).unwrap(), data);
+    }
+    assert_eq!(
+        s.get(id, range(65_000, 2_000)).unwrap(),
+        &data[65_000..67_000]
+    );
+    assert_eq!(s.get(id, range(69_999, 1)).unwrap(), &data[69_999..]);
+    // A put of the same bytes is a no-op: the old file stays as it is.
+    s.put(id, &data).unwrap();
+    assert_eq!(s.stats().used, 20 + 2 * 32 + 70_000);
+
+    // Damage in block 1 is found by whole and range reads, and named.
+    flip(&s.shard_path(id), 20 + 2 * 32 + 66_000);
+    for verify in [Verify::Blocks, Verify::Content] {
+        match s.read_with(id, None, verify) {
+            Err(ReadError::Corrupt(c)) => assert_eq!(c.defect, Defect::Block(1)),
+            other => panic!("{other:?}"),
+        }
+    }
+    match s.read(id, range(66_000, 1)) {
+        Err(ReadError::Corrupt(c)) => assert_eq!(c.defect, Defect::Block(1)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.get(id, range(0, 65_536)).unwrap(), &data[..65_536]);
+    // Damage in a version 1 checksum too.
+    flip(&s.shard_path(id), 20 + 2 * 32 + 66_000);
+    flip(&s.shard_path(id), 20 + 3);
+    assert_eq!(s.get(id, range(0, 1)).unwrap_err().code, ErrorCode::Corrupt);
+
+    // A put of the good bytes replaces the damaged old copy with a version 2 file.
+    s.put(id, &data).unwrap();
+    let raw = fs::read(s.shard_path(id)).unwrap();
+    assert_eq!(&raw[8..12], &2u32.to_le_bytes());
+    assert_eq!(s.stats().used, 20 + 2 * 4 + 70_000);
+    assert_eq!(s.get(id, None).unwrap(), data);
+}
+
+#[test]
+fn version_1_content_defect_is_found() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let data = bytes(1000, 14);
+    let id = ShardId::of(&data);
+    let mut other = data.clone();
+    other[0] ^= 1;
+    let path = d.path().join("shards").join(relative_path(id));
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, [shard_file::prefix_v1(&other), other].concat()).unwrap();
     match s.read(id, None) {
         Err(ReadError::Corrupt(c)) => assert_eq!(c.defect, Defect::Content),
         other => panic!("{other:?}"),
