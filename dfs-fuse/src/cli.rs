@@ -32,9 +32,16 @@ pub struct Args {
     /// Shard uploads in flight across the mount (each holds one shard in memory).
     #[arg(long, default_value_t = 8)]
     pub upload_slots: usize,
-    /// Dirty bytes buffered per file before uploading ahead of close/fsync.
-    #[arg(long, default_value_t = 16 << 20)]
+    /// Dirty bytes buffered per file before uploading ahead of close/fsync. Small writes
+    /// into stored data are kept as sparse patches (only the bytes written) and flushed,
+    /// fullest shard first, once a budget is exceeded.
+    #[arg(long, default_value_t = crate::fs::DEFAULT_MAX_DIRTY)]
     pub max_dirty: usize,
+    /// Dirty bytes buffered by all open files of the mount together; with --cache-bytes
+    /// and --upload-slots (each slot up to ~3 shards while it patches and stores one) it
+    /// bounds the mount's memory.
+    #[arg(long, default_value_t = crate::fs::DEFAULT_MAX_DIRTY)]
+    pub max_dirty_total: usize,
     /// Deadline of one request to a storage node, in milliseconds. A node that misses it
     /// is skipped for the next holder, so it bounds how long one read or write can stall
     /// when a node dies or freezes.
@@ -82,6 +89,7 @@ impl Args {
                 cache_bytes: self.cache_bytes,
                 upload_slots: self.upload_slots,
                 max_dirty: self.max_dirty,
+                max_dirty_total: self.max_dirty_total,
                 node_deadline: Duration::from_millis(self.node_timeout_ms),
                 lookup_ttl: Duration::from_millis(self.ttl_ms),
             },

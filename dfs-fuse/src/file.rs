@@ -2,11 +2,13 @@
 //! last commit, the uploads in flight, and the commit that makes them visible.
 //!
 //! The write path, in order:
-//! 1. `write()` copies the bytes into a per-shard buffer (`dirty`). The first write to a
-//!    shard that already has content loads that content first, unless the write covers it.
+//! 1. `write()` copies the bytes into a per-shard buffer (`dirty`, see `dirty.rs`). A
+//!    write into a shard that already has stored content records only the bytes written
+//!    (a sparse buffer); nothing is read from the nodes at that point.
 //! 2. When a buffer becomes a full shard (a sequential writer crossed a shard boundary),
-//!    or too many bytes are dirty, the buffer is uploaded in the background (`inflight`):
-//!    hash it, ask the coordinator for nodes, PUT to them in parallel.
+//!    or too many bytes are dirty (per file, or across the mount), a buffer is uploaded in
+//!    the background (`inflight`): for a sparse one, fetch the stored shard and patch it;
+//!    then hash it, ask the coordinator for nodes, PUT to them in parallel.
 //! 3. `commit()` (from flush on close, or fsync) uploads what is left, waits for every
 //!    upload, then sends one `Commit` to the coordinator: the new size and the new shards
 //!    replace the old ones in one metadata transaction. Until then, other mounts see the
@@ -16,6 +18,7 @@
 //! then uploaded-but-uncommitted shards, then the committed layout.
 
 use crate::backend::Backend;
+use crate::dirty::{self, DirtyShard, Sparse};
 use crate::node_health::NodeHealth;
 use crate::shard_cache::ShardCache;
 use crate::shard_io::{self, Stored};
@@ -27,6 +30,7 @@ use dfs_proto::node_msg::ByteRange;
 use dfs_proto::{Ino, ShardId, WireError, WireResult};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -45,6 +49,9 @@ pub struct Ctx<B> {
     pub node_deadline: Duration,
     /// Dirty bytes one file may buffer before uploads start without waiting for a flush.
     pub max_dirty: usize,
+    /// Dirty bytes buffered by all the files of the mount together, and their limit.
+    pub dirty_total: Arc<AtomicUsize>,
+    pub max_dirty_total: usize,
 }
 
 impl<B> Clone for Ctx<B> {
@@ -56,11 +63,14 @@ impl<B> Clone for Ctx<B> {
             health: self.health.clone(),
             node_deadline: self.node_deadline,
             max_dirty: self.max_dirty,
+            dirty_total: self.dirty_total.clone(),
+            max_dirty_total: self.max_dirty_total,
         }
     }
 }
 
-type UploadResult = Result<Stored, (WireError, Vec<u8>)>;
+/// An upload's outcome; on failure, the buffer comes back so its bytes are not lost.
+type UploadResult = Result<Stored, (WireError, DirtyShard)>;
 
 /// Where the current bytes of one shard index live.
 #[derive(Clone)]
@@ -80,6 +90,14 @@ pub enum Piece {
         offset: u32,
         len: u32,
     },
+    /// `len` bytes of a sparse buffer: the base's bytes (`base`: a `Fetch`, possibly
+    /// shorter than `len`; zeros after it), with the written `patches` (offset, bytes) on
+    /// top.
+    Overlay {
+        len: usize,
+        base: Option<Box<Piece>>,
+        patches: Vec<(usize, Vec<u8>)>,
+    },
 }
 
 pub struct FileState {
@@ -90,9 +108,12 @@ pub struct FileState {
     layout: BTreeMap<u64, LayoutShard>,
     /// Size including this mount's uncommitted writes.
     pub size: u64,
-    dirty: BTreeMap<u64, Vec<u8>>,
+    dirty: BTreeMap<u64, DirtyShard>,
+    /// Memory held by `dirty`, also counted in the mount-wide `budget`.
     dirty_bytes: usize,
-    inflight: BTreeMap<u64, JoinHandle<UploadResult>>,
+    budget: Arc<AtomicUsize>,
+    /// Uploads running, with the length of the shard each is storing.
+    inflight: BTreeMap<u64, (JoinHandle<UploadResult>, usize)>,
     uploaded: BTreeMap<u64, Stored>,
     /// Time of the last write, committed as the file's mtime.
     mtime: Option<NanoTime>,
@@ -140,6 +161,7 @@ impl FileState {
             layout,
             dirty: BTreeMap::new(),
             dirty_bytes: 0,
+            budget: Arc::new(AtomicUsize::new(0)),
             inflight: BTreeMap::new(),
             uploaded: BTreeMap::new(),
             mtime: None,
@@ -178,16 +200,48 @@ impl FileState {
         idx * u64::from(self.shard_size)
     }
 
+    /// Connects this file's dirty-byte count to the mount-wide one (at open).
+    pub fn attach_budget(&mut self, total: Arc<AtomicUsize>) {
+        total.fetch_add(self.dirty_bytes, Ordering::Relaxed);
+        self.budget.fetch_sub(self.dirty_bytes, Ordering::Relaxed);
+        self.budget = total;
+    }
+
+    fn add_dirty(&mut self, n: usize) {
+        self.dirty_bytes += n;
+        self.budget.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub_dirty(&mut self, n: usize) {
+        let n = n.min(self.dirty_bytes);
+        self.dirty_bytes -= n;
+        self.budget.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Puts a buffer into `dirty` (replacing any), keeping the counts right.
+    fn put_dirty(&mut self, idx: u64, d: DirtyShard) {
+        self.add_dirty(d.mem());
+        if let Some(old) = self.dirty.insert(idx, d) {
+            self.sub_dirty(old.mem());
+        }
+    }
+
+    fn take_dirty(&mut self, idx: u64) -> Option<DirtyShard> {
+        let d = self.dirty.remove(&idx)?;
+        self.sub_dirty(d.mem());
+        Some(d)
+    }
+
     /// Waits for an in-flight upload of shard `idx`, if any, and files its result.
     async fn settle(&mut self, idx: u64) -> WireResult<()> {
-        if let Some(task) = self.inflight.remove(&idx) {
+        if let Some((task, _)) = self.inflight.remove(&idx) {
             self.file_upload(idx, task.await);
         }
         Ok(())
     }
 
     /// Records the outcome of one upload: success goes to `uploaded`; on failure the bytes
-    /// go back to `dirty` (unless newer bytes were written since) so nothing is lost.
+    /// go back to `dirty`, under any written since, so nothing is lost.
     fn file_upload(
         &mut self,
         idx: u64,
@@ -199,10 +253,11 @@ impl FileState {
                 None
             }
             Ok(Err((e, data))) => {
-                if !self.dirty.contains_key(&idx) {
-                    self.dirty_bytes += data.len();
-                    self.dirty.insert(idx, data);
-                }
+                let back = match self.take_dirty(idx) {
+                    Some(newer) => data.combine(newer),
+                    None => data,
+                };
+                self.put_dirty(idx, back);
                 Some(e)
             }
             Err(e) => Some(WireError::internal(format!("upload task failed: {e}"))),
@@ -224,46 +279,37 @@ impl FileState {
         })
     }
 
-    /// The dirty buffer of shard `idx`, created from the shard's current content unless
-    /// the write about to land (`at..at+n` inside the shard) replaces all of it.
-    async fn buffer<B: Backend>(
-        &mut self,
-        ctx: &Ctx<B>,
-        idx: u64,
-        at: usize,
-        n: usize,
-    ) -> WireResult<&mut Vec<u8>> {
+    /// Length of shard `idx`'s current content outside `dirty`: the upload in flight, if
+    /// any (it will replace the stored one), else the stored shard.
+    fn stored_len(&self, idx: u64) -> usize {
+        match self.inflight.get(&idx) {
+            Some((_, len)) => *len,
+            None => self.source(idx).map_or(0, |s| s.len as usize),
+        }
+    }
+
+    /// The dirty buffer of shard `idx`, created for a write about to land at `at..at+n`
+    /// (inside the shard) if there is none. Nothing is fetched: if the shard has stored
+    /// bytes the write does not replace, the buffer is sparse over them.
+    fn buffer(&mut self, idx: u64, at: usize, n: usize) -> &mut DirtyShard {
         if !self.dirty.contains_key(&idx) {
-            self.settle(idx).await?;
-            let mut buf = Vec::new();
-            if let Some(src) = self.source(idx) {
-                // Bytes of this shard that are still part of the file.
-                let valid =
-                    (src.len as u64).min(self.size.saturating_sub(self.shard_span(idx))) as usize;
-                if valid > 0 && !(at == 0 && n >= valid) {
-                    let whole = shard_io::fetch_whole(
-                        &*ctx.backend,
-                        &ctx.cache,
-                        &ctx.health,
-                        src.id,
-                        &src.holders,
-                        ctx.node_deadline,
-                    )
-                    .await?;
-                    buf.extend_from_slice(&whole[..valid.min(whole.len())]);
-                }
-            }
-            if buf.capacity() < self.shard_size as usize && at == 0 {
-                // A write at the start of a shard is usually a sequential writer: size the
+            // Bytes of the shard's current content that are still part of the file (a
+            // truncate may have cut the shard short of its stored length).
+            let valid = self
+                .stored_len(idx)
+                .min(self.size.saturating_sub(self.shard_span(idx)) as usize);
+            let d = if at == 0 && n >= valid {
+                // Replaces all there is: a new shard, or a sequential writer. Size the
                 // buffer once instead of doubling it eight times.
-                buf.reserve_exact(self.shard_size as usize - buf.len());
-            }
-            self.dirty_bytes += buf.len();
-            self.dirty.insert(idx, buf);
+                DirtyShard::Full(Vec::with_capacity(self.shard_size as usize))
+            } else {
+                DirtyShard::Sparse(Sparse::new(valid))
+            };
+            self.dirty.insert(idx, d);
         }
         self.dirty
-            .get_mut(&idx)
-            .ok_or_else(|| WireError::internal("dirty buffer vanished"))
+            .entry(idx)
+            .or_insert_with(|| DirtyShard::Full(Vec::new()))
     }
 
     /// Files the results of uploads that have finished, without waiting for the others.
@@ -272,12 +318,12 @@ impl FileState {
         let done: Vec<u64> = self
             .inflight
             .iter()
-            .filter(|(_, t)| t.is_finished())
+            .filter(|(_, (t, _))| t.is_finished())
             .map(|(&i, _)| i)
             .collect();
         let mut first = None;
         for idx in done {
-            if let Some(task) = self.inflight.remove(&idx) {
+            if let Some((task, len)) = self.inflight.remove(&idx) {
                 match try_join(task) {
                     Ok(r) => {
                         if let Some(e) = self.file_upload(idx, r) {
@@ -285,12 +331,20 @@ impl FileState {
                         }
                     }
                     Err(task) => {
-                        self.inflight.insert(idx, task);
+                        self.inflight.insert(idx, (task, len));
                     }
                 }
             }
         }
         first
+    }
+
+    /// True while this file must give back memory: over its own budget, or the mount is
+    /// over its total and this file holds some of it.
+    fn over_budget<B>(&self, ctx: &Ctx<B>) -> bool {
+        self.dirty_bytes > ctx.max_dirty
+            || (self.dirty_bytes > 0
+                && ctx.dirty_total.load(Ordering::Relaxed) > ctx.max_dirty_total)
     }
 
     /// Applies a write at `offset`.
@@ -320,25 +374,28 @@ impl FileState {
             let at = (pos % s) as usize;
             let n = ((end - pos) as usize).min(s as usize - at);
             let chunk = &data[(pos - offset) as usize..][..n];
-            let buf = self.buffer(ctx, idx, at, n).await?;
-            let before = buf.len();
-            if buf.len() < at + n {
-                buf.resize(at + n, 0);
-            }
-            buf[at..at + n].copy_from_slice(chunk);
-            let full = buf.len() == s as usize;
-            let grown = buf.len() - before;
-            self.dirty_bytes += grown;
+            let buf = self.buffer(idx, at, n);
+            let before = buf.mem();
+            buf.write(at, chunk);
+            let (after, full) = (
+                buf.mem(),
+                matches!(buf, DirtyShard::Full(b) if b.len() == s as usize),
+            );
+            self.add_dirty(after.saturating_sub(before));
+            self.sub_dirty(before.saturating_sub(after));
             pos += n as u64;
+            // The size covers this shard's bytes before anything can upload them.
+            self.size = self.size.max(pos);
             if full && at + n == s as usize {
                 self.start_upload(ctx, idx).await;
             }
         }
-        self.size = self.size.max(end);
         self.mtime = Some(now);
-        // Bound memory: past the limit, ship the lowest-numbered dirty shards now.
-        while self.dirty_bytes > ctx.max_dirty {
-            let Some(&idx) = self.dirty.keys().next() else {
+        // Bound memory: past the limit, ship the fullest dirty shards now (see
+        // `dirty::victim`). Uploads run in the background; a writer waits only when every
+        // upload slot is busy.
+        while self.over_budget(ctx) {
+            let Some(idx) = dirty::victim(&self.dirty) else {
                 break;
             };
             self.start_upload(ctx, idx).await;
@@ -349,24 +406,31 @@ impl FileState {
     /// Moves shard `idx` from `dirty` to an upload running in the background. Waits for
     /// an upload slot first: this is the back-pressure that bounds a writer's memory.
     async fn start_upload<B: Backend>(&mut self, ctx: &Ctx<B>, idx: u64) {
-        let Some(data) = self.dirty.remove(&idx) else {
+        if !self.dirty.contains_key(&idx) {
+            return;
+        }
+        // A previous upload of the same index must finish first: its shard is the base of
+        // a sparse buffer, and its result must not overwrite ours in `uploaded`. (If it
+        // failed, its bytes are now merged under ours in `dirty`.)
+        let _ = self.settle(idx).await;
+        let Some(data) = self.take_dirty(idx) else {
             return;
         };
-        self.dirty_bytes -= data.len();
-        // A previous upload of the same index is superseded, but must finish first so its
-        // result cannot overwrite ours in `uploaded`.
-        let _ = self.settle(idx).await;
+        let len = data.len();
+        // The stored shard a sparse buffer patches, if it needs any of its bytes.
+        let base = match &data {
+            DirtyShard::Sparse(sp) if sp.needs_base(0, sp.len()) => self.source(idx),
+            _ => None,
+        };
         let permit: Option<OwnedSemaphorePermit> =
             ctx.upload_slots.clone().acquire_owned().await.ok();
-        let backend = ctx.backend.clone();
-        let health = ctx.health.clone();
-        let deadline = ctx.node_deadline;
+        let ctx = ctx.clone();
         let task = tokio::spawn(async move {
-            let r = shard_io::store(&*backend, &health, data, deadline).await;
+            let r = upload(&ctx, data, base).await;
             drop(permit);
             r
         });
-        self.inflight.insert(idx, task);
+        self.inflight.insert(idx, (task, len));
     }
 
     /// Uploads everything dirty and commits it, with the local size, in one coordinator
@@ -378,7 +442,7 @@ impl FileState {
         }
         let mut first_err = None;
         let tasks = std::mem::take(&mut self.inflight);
-        for (idx, task) in tasks {
+        for (idx, (task, _)) in tasks {
             if let Some(e) = self.file_upload(idx, task.await) {
                 error!(
                     ino = self.ino,
@@ -439,9 +503,9 @@ impl FileState {
 
     /// Replaces the committed view after a change made elsewhere (truncate).
     pub async fn reload<B: Backend>(&mut self, backend: &B) -> WireResult<()> {
-        let fresh = FileState::load(backend, self.ino).await?;
-        self.layout = fresh.layout;
-        self.attr = fresh.attr;
+        let mut fresh = FileState::load(backend, self.ino).await?;
+        self.layout = std::mem::take(&mut fresh.layout);
+        self.attr = fresh.attr.clone();
         self.size = fresh.size;
         Ok(())
     }
@@ -458,13 +522,44 @@ impl FileState {
             let a = (pos % s) as usize;
             let b = ((end - self.shard_span(idx)).min(s)) as usize;
             pos = self.shard_span(idx) + b as u64;
-            if let Some(buf) = self.dirty.get(&idx) {
-                // The buffer holds the shard's bytes up to its length; past that, up to
-                // the file size, is a hole (the read may start inside it).
-                let have = buf.len().clamp(a, b);
-                pieces.push(Piece::Bytes(buf.get(a..have).unwrap_or_default().to_vec()));
-                pieces.push(Piece::Zeros(b - have));
-                continue;
+            if matches!(self.dirty.get(&idx), Some(DirtyShard::Sparse(_))) {
+                // The base of a sparse buffer is what an upload in flight is storing.
+                self.settle(idx).await?;
+            }
+            match self.dirty.get(&idx) {
+                Some(DirtyShard::Full(buf)) => {
+                    // The buffer holds the shard's bytes up to its length; past that, up
+                    // to the file size, is a hole (the read may start inside it).
+                    let have = buf.len().clamp(a, b);
+                    pieces.push(Piece::Bytes(buf.get(a..have).unwrap_or_default().to_vec()));
+                    pieces.push(Piece::Zeros(b - have));
+                    continue;
+                }
+                Some(DirtyShard::Sparse(sp)) => {
+                    // Written bytes over the stored ones: fetch the base only if some
+                    // byte of the range was not written.
+                    let base = if sp.needs_base(a, b) {
+                        let src = self.source(idx).ok_or_else(|| {
+                            WireError::internal(format!("shard {idx} lost its stored base"))
+                        })?;
+                        let to = sp.valid().min(b);
+                        Some(Box::new(Piece::Fetch {
+                            id: src.id,
+                            holders: src.holders,
+                            offset: a as u32,
+                            len: (to - a) as u32,
+                        }))
+                    } else {
+                        None
+                    };
+                    pieces.push(Piece::Overlay {
+                        len: b - a,
+                        base,
+                        patches: sp.patches_in(a, b),
+                    });
+                    continue;
+                }
+                None => {}
             }
             self.settle(idx).await?;
             match self.source(idx) {
@@ -506,9 +601,32 @@ pub async fn execute_read<B: Backend>(
 ) -> WireResult<Vec<u8>> {
     let mut out = Vec::new();
     for p in pieces {
+        execute_piece(ctx, p, whole, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// Appends one piece's bytes to `out`.
+async fn execute_piece<B: Backend>(
+    ctx: &Ctx<B>,
+    p: Piece,
+    whole: bool,
+    out: &mut Vec<u8>,
+) -> WireResult<()> {
+    {
         match p {
             Piece::Bytes(b) => out.extend_from_slice(&b),
             Piece::Zeros(n) => out.resize(out.len() + n, 0),
+            Piece::Overlay { len, base, patches } => {
+                let start = out.len();
+                if let Some(base) = base {
+                    Box::pin(execute_piece(ctx, *base, whole, out)).await?;
+                }
+                out.resize(start + len, 0);
+                for (o, b) in patches {
+                    out[start + o..start + o + b.len()].copy_from_slice(&b);
+                }
+            }
             Piece::Fetch {
                 id,
                 holders,
@@ -547,7 +665,54 @@ pub async fn execute_read<B: Backend>(
             }
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Stores one dirty buffer as a shard. A sparse buffer is first completed: the stored
+/// shard it patches (`base`) is fetched once, verified, and the patches laid over it.
+/// This is the read-modify-write that immutable, content-addressed shards require; it
+/// runs here, in the background, instead of in `write()`.
+async fn upload<B: Backend>(ctx: &Ctx<B>, data: DirtyShard, base: Option<Source>) -> UploadResult {
+    let data = match data {
+        DirtyShard::Full(d) => d,
+        DirtyShard::Sparse(sp) => {
+            let fetched = match &base {
+                None if sp.needs_base(0, sp.len()) => Err(WireError::internal(
+                    "a sparse shard buffer has no stored base to patch",
+                )),
+                None => Ok(None),
+                Some(src) => shard_io::fetch_for_patch(
+                    &*ctx.backend,
+                    &ctx.cache,
+                    &ctx.health,
+                    src.id,
+                    &src.holders,
+                    ctx.node_deadline,
+                )
+                .await
+                .map(Some),
+            };
+            match fetched {
+                Ok(Some(b)) if b.len() < sp.valid() => {
+                    let e = WireError::corrupt("stored shard shorter than its layout says");
+                    return Err((e, DirtyShard::Sparse(sp)));
+                }
+                Ok(b) => sp.merge(b.as_deref().map_or(&[], |v| v.as_slice())),
+                Err(e) => return Err((e, DirtyShard::Sparse(sp))),
+            }
+        }
+    };
+    shard_io::store(&*ctx.backend, &ctx.health, data, ctx.node_deadline)
+        .await
+        .map_err(|(e, d)| (e, DirtyShard::Full(d)))
+}
+
+impl Drop for FileState {
+    /// Buffers dropped with the file (its last handle closed after a failed commit) give
+    /// their share of the mount's budget back.
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.dirty_bytes, Ordering::Relaxed);
+    }
 }
 
 /// The output of a task if it has finished (`now_or_never` without the futures crate:

@@ -17,7 +17,7 @@ use dfs_proto::coord_msg::{
 };
 use dfs_proto::{Ino, WireError, WireResult};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -31,6 +31,8 @@ pub struct FsConfig {
     pub upload_slots: usize,
     /// Dirty bytes per file before uploads start ahead of a flush.
     pub max_dirty: usize,
+    /// Dirty bytes across all the files of the mount before uploads start.
+    pub max_dirty_total: usize,
     /// Deadline of one request to a storage node.
     pub node_deadline: Duration,
     /// How long a directory listing may answer lookups (`lookup_cache`); the mount sets
@@ -44,12 +46,19 @@ impl Default for FsConfig {
         FsConfig {
             cache_bytes: 64 << 20,
             upload_slots: 8,
-            max_dirty: 16 << 20,
+            max_dirty: DEFAULT_MAX_DIRTY,
+            max_dirty_total: DEFAULT_MAX_DIRTY,
             node_deadline: Duration::from_millis(1500),
             lookup_ttl: Duration::from_secs(1),
         }
     }
 }
+
+/// Default of both dirty budgets (per file and per mount). Random 4 KiB writes are
+/// buffered as sparse patches, and every flush of one costs a read-modify-write of a
+/// whole shard; the more patches fit, the more writes each flush absorbs
+/// (docs/PERFORMANCE.md, change 5, measured the choice).
+pub const DEFAULT_MAX_DIRTY: usize = 128 << 20;
 
 type Shared = Arc<tokio::sync::Mutex<FileState>>;
 
@@ -127,6 +136,8 @@ impl<B: Backend> Fs<B> {
                 health: Arc::new(crate::node_health::NodeHealth::default()),
                 node_deadline: cfg.node_deadline,
                 max_dirty: cfg.max_dirty,
+                dirty_total: Arc::new(AtomicUsize::new(0)),
+                max_dirty_total: cfg.max_dirty_total,
             },
             files: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
@@ -135,6 +146,11 @@ impl<B: Backend> Fs<B> {
             seen: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Bytes buffered by this mount's writers and not yet handed to an upload.
+    pub fn dirty_bytes(&self) -> usize {
+        self.ctx.dirty_total.load(Ordering::Relaxed)
     }
 
     async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
@@ -493,6 +509,7 @@ impl<B: Backend> Fs<B> {
                 // Close-to-open: every first open fetches the committed layout afresh.
                 let mut st = FileState::load(&*self.ctx.backend, ino).await?;
                 st.handles = 1;
+                st.attach_budget(self.ctx.dirty_total.clone());
                 let keep = {
                     let mut seen = lock(&self.seen);
                     if seen.len() >= MAX_SEEN {

@@ -9,6 +9,8 @@
 //!   files, directory snapshots.
 //! - [`file`]: one open regular file: write buffering per shard, background uploads, the
 //!   commit that makes writes visible, and read planning.
+//! - [`dirty`]: one shard's buffered writes, whole or as sparse patches over the stored
+//!   shard, and which shard to flush first when over budget.
 //! - [`shard_io`]: fetch a shard from any holder (verified, with failover) and store a
 //!   new shard on the nodes the coordinator picked, in parallel.
 //! - [`node_health`]: which nodes just failed this mount, so they are tried last.
@@ -23,6 +25,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod dirty;
 pub mod errno;
 pub mod file;
 pub mod fs;

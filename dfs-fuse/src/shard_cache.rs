@@ -41,6 +41,12 @@ impl ShardCache {
         g.map.get(id).is_some_and(|(s, _)| s.initialized())
     }
 
+    /// The shard's bytes if cached (complete) right now; does not count as a use.
+    pub fn get(&self, id: &ShardId) -> Option<Arc<Vec<u8>>> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.map.get(id).and_then(|(s, _)| s.get().cloned())
+    }
+
     /// The shard's bytes, from the cache or from `fetch` (run at most once at a time per
     /// shard; a failed fetch is not cached, so the next caller tries again).
     pub async fn get_or_fetch<F, Fut>(&self, id: ShardId, fetch: F) -> WireResult<Arc<Vec<u8>>>

@@ -24,30 +24,61 @@ pub async fn fetch_whole<B: Backend>(
     deadline: Duration,
 ) -> WireResult<Arc<Vec<u8>>> {
     cache
-        .get_or_fetch(id, || async move {
-            let mut errors = Vec::new();
-            for h in health.order(holders) {
-                let req = NodeRequest::Get { id, range: None };
-                match backend.node(&h.addr, &req, deadline).await {
-                    Ok(NodeResponse::Data(d)) => {
-                        // Never trust the wire: the ID is the checksum.
-                        if id.matches(&d) {
-                            health.ok(&h.addr);
-                            return Ok(d);
-                        }
-                        warn!(shard = %id, node = %h.id, addr = %h.addr, "shard failed verification; trying next holder");
-                        errors.push(format!("{}: corrupt", h.addr));
-                    }
-                    Ok(_) => errors.push(format!("{}: unexpected response", h.addr)),
-                    Err(e) => {
-                        note_failure(health, &h.addr, &e);
-                        errors.push(format!("{}: {e}", h.addr));
-                    }
-                }
-            }
-            Err(no_holder(id, holders.len(), &errors))
+        .get_or_fetch(id, || {
+            fetch_verified(backend, health, id, holders, deadline)
         })
         .await
+}
+
+/// The whole shard `id`, to be patched into a new shard: from the cache if a reader
+/// already has it there, else from the nodes without filling the cache (the shard is
+/// about to be superseded; caching it would only push out shards that readers want).
+pub async fn fetch_for_patch<B: Backend>(
+    backend: &B,
+    cache: &ShardCache,
+    health: &NodeHealth,
+    id: ShardId,
+    holders: &[NodeAddr],
+    deadline: Duration,
+) -> WireResult<Arc<Vec<u8>>> {
+    if let Some(d) = cache.get(&id) {
+        return Ok(d);
+    }
+    fetch_verified(backend, health, id, holders, deadline)
+        .await
+        .map(Arc::new)
+}
+
+/// Asks each holder in turn (healthy ones first) for shard `id` and returns the first
+/// copy whose bytes match the ID.
+async fn fetch_verified<B: Backend>(
+    backend: &B,
+    health: &NodeHealth,
+    id: ShardId,
+    holders: &[NodeAddr],
+    deadline: Duration,
+) -> WireResult<Vec<u8>> {
+    let mut errors = Vec::new();
+    for h in health.order(holders) {
+        let req = NodeRequest::Get { id, range: None };
+        match backend.node(&h.addr, &req, deadline).await {
+            Ok(NodeResponse::Data(d)) => {
+                // Never trust the wire: the ID is the checksum.
+                if id.matches(&d) {
+                    health.ok(&h.addr);
+                    return Ok(d);
+                }
+                warn!(shard = %id, node = %h.id, addr = %h.addr, "shard failed verification; trying next holder");
+                errors.push(format!("{}: corrupt", h.addr));
+            }
+            Ok(_) => errors.push(format!("{}: unexpected response", h.addr)),
+            Err(e) => {
+                note_failure(health, &h.addr, &e);
+                errors.push(format!("{}: {e}", h.addr));
+            }
+        }
+    }
+    Err(no_holder(id, holders.len(), &errors))
 }
 
 /// Fetches `range` of shard `id`. The node verifies the range against the shard's

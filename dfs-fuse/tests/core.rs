@@ -34,6 +34,8 @@ struct Cluster {
     lookups: AtomicU64,
     /// GetXattr requests the coordinator answered.
     xattr_gets: AtomicU64,
+    /// IDs of the shards fetched whole, in order.
+    whole_gets: Mutex<Vec<ShardId>>,
 }
 
 fn peer(role: Role) -> Peer {
@@ -62,6 +64,7 @@ impl Cluster {
             gets: Mutex::new(Vec::new()),
             lookups: AtomicU64::new(0),
             xattr_gets: AtomicU64::new(0),
+            whole_gets: Mutex::new(Vec::new()),
         });
         for k in 1..=nodes {
             let addr = format!("mem-{k}");
@@ -144,6 +147,9 @@ impl Backend for Cluster {
                     .lock()
                     .unwrap()
                     .push((addr.to_string(), range.is_none()));
+                if range.is_none() {
+                    self.whole_gets.lock().unwrap().push(*id);
+                }
                 let d = store
                     .get(id)
                     .ok_or_else(|| WireError::not_found("no shard"))?;
@@ -179,6 +185,7 @@ fn fs(c: &Arc<Cluster>) -> Fs<Cluster> {
             cache_bytes: 8 * MIB,
             upload_slots: 4,
             max_dirty: 4 * MIB,
+            max_dirty_total: 8 * MIB,
             node_deadline: Duration::from_secs(1),
             ..FsConfig::default()
         },
@@ -760,4 +767,261 @@ async fn xattrs_of_listed_entries_without_any_need_no_round_trip() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(550)).await;
     assert_eq!(b.getxattr(f3.ino, "user.k").await.unwrap(), b"v3");
+}
+
+// ---- sparse write buffers: small writes into stored shards --------------------------
+
+fn fs_with(c: &Arc<Cluster>, max_dirty: usize, max_dirty_total: usize) -> Fs<Cluster> {
+    Fs::new(
+        c.clone(),
+        FsConfig {
+            cache_bytes: 8 * MIB,
+            upload_slots: 4,
+            max_dirty,
+            max_dirty_total,
+            node_deadline: Duration::from_secs(1),
+            ..FsConfig::default()
+        },
+    )
+}
+
+/// The IDs of a file's committed shards, by index.
+async fn layout_ids(c: &Arc<Cluster>, ino: u64) -> Vec<ShardId> {
+    match c
+        .meta(CoordRequest::GetLayout {
+            ino,
+            from: 0,
+            limit: 1000,
+        })
+        .await
+        .unwrap()
+    {
+        CoordResponse::Layout(l) => l.shards.iter().map(|s| s.id).collect(),
+        _ => panic!("GetLayout"),
+    }
+}
+
+/// A file of `n` committed shards of pattern bytes; returns its inode and content.
+async fn stored_file(c: &Arc<Cluster>, name: &str, n: usize) -> (u64, Vec<u8>) {
+    let fs = fs(c);
+    let (ino, fh) = new_file(&fs, name).await;
+    let data = pattern(n * MIB, 9);
+    fs.write(fh, 0, &data).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    (ino, data)
+}
+
+/// xorshift offsets for the random-write tests.
+fn offsets(count: usize, limit: usize, seed: u64) -> Vec<usize> {
+    let mut x = seed | 1;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x as usize) % limit
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_writes_into_stored_shards_fetch_nothing_until_the_flush() {
+    let c = Cluster::new(3, 2).await;
+    let (ino, mut want) = stored_file(&c, "f", 3).await;
+    let fs = fs(&c);
+    let (fh, _) = fs.open(ino).await.unwrap();
+    c.gets.lock().unwrap().clear();
+    // 200 overlapping writes of 1-5000 bytes anywhere in the 3 MiB, some across shards.
+    for (k, off) in offsets(200, 3 * MIB - 5000, 77).into_iter().enumerate() {
+        let d = vec![k as u8; 1 + off % 5000];
+        fs.write(fh, off as u64, &d).await.unwrap();
+        want[off..off + d.len()].copy_from_slice(&d);
+    }
+    assert!(
+        c.gets.lock().unwrap().is_empty(),
+        "writes read from the nodes: {:?}",
+        c.gets.lock().unwrap()
+    );
+    // Read-after-write on the same and on another handle, before any flush: patched bytes
+    // merged with the stored ones, at many offsets and lengths.
+    let (fh2, _) = fs.open(ino).await.unwrap();
+    for (i, off) in offsets(60, 3 * MIB - 70_000, 5).into_iter().enumerate() {
+        let len = 1 + (off % 70_000);
+        let h = if i % 2 == 0 { fh } else { fh2 };
+        assert_eq!(
+            fs.read(h, off as u64, len as u32).await.unwrap(),
+            want[off..off + len].to_vec(),
+            "read {off}+{len}"
+        );
+    }
+    // A read entirely inside written bytes needs no node at all.
+    c.gets.lock().unwrap().clear();
+    fs.write(fh, 100, &[7; 4096]).await.unwrap();
+    want[100..4196].copy_from_slice(&[7; 4096]);
+    assert_eq!(
+        fs.read(fh2, 200, 1000).await.unwrap(),
+        want[200..1200].to_vec()
+    );
+    assert!(c.gets.lock().unwrap().is_empty());
+    // The flush patches each of the 3 shards, fetching each at most once (not at all if
+    // a large read above left it in the shard cache).
+    let before = layout_ids(&c, ino).await;
+    c.whole_gets.lock().unwrap().clear();
+    fs.flush(fh, ME).await.unwrap();
+    let fetched = c.whole_gets.lock().unwrap().clone();
+    assert!(fetched.iter().all(|id| before.contains(id)), "{fetched:?}");
+    let distinct: HashSet<_> = fetched.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        fetched.len(),
+        "a base fetched twice: {fetched:?}"
+    );
+    assert_ne!(layout_ids(&c, ino).await, before);
+    fs.release(fh, ME).await.unwrap();
+    fs.release(fh2, ME).await.unwrap();
+    assert_eq!(read_all(&self::fs(&c), ino).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_cuts_pending_patches_and_writes_past_the_end_leave_holes() {
+    let c = Cluster::new(2, 2).await;
+    let (ino, stored) = stored_file(&c, "t", 2).await;
+    let fs = fs(&c);
+    let (fh, _) = fs.open(ino).await.unwrap();
+    fs.write(fh, 100_000, &[1; 4096]).await.unwrap();
+    fs.write(fh, 600_000, &[2; 4096]).await.unwrap();
+    fs.write(fh, (MIB + 10) as u64, &[3; 10]).await.unwrap();
+    // Truncate into the middle of shard 0: the patch at 600 000 and shard 1 are cut.
+    fs.setattr(
+        ino,
+        ME,
+        SetAttrs {
+            size: Some(300_000),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Patches again, then a write past the end (a hole in between).
+    fs.write(fh, 200_000, &[4; 100]).await.unwrap();
+    fs.write(fh, 900_000, &[5; 10]).await.unwrap();
+    fs.write(fh, (2 * MIB + 5) as u64, &[6; 5]).await.unwrap();
+    let mut want = stored[..300_000].to_vec();
+    want[100_000..104_096].copy_from_slice(&[1; 4096]);
+    want[200_000..200_100].copy_from_slice(&[4; 100]);
+    want.resize(900_000, 0);
+    want.extend_from_slice(&[5; 10]);
+    want.resize(2 * MIB + 5, 0);
+    want.extend_from_slice(&[6; 5]);
+    // Before the flush (read-your-writes) and after it, from another mount.
+    assert_eq!(
+        fs.read(fh, 250_000, 700_000).await.unwrap(),
+        want[250_000..950_000].to_vec()
+    );
+    assert_eq!(fs.getattr(ino).await.unwrap().size, want.len() as u64);
+    fs.release(fh, ME).await.unwrap();
+    assert_eq!(read_all(&self::fs(&c), ino).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_budget_the_most_patched_shard_is_flushed_first() {
+    let c = Cluster::new(2, 2).await;
+    let (ino, mut want) = stored_file(&c, "e", 4).await;
+    let ids = layout_ids(&c, ino).await;
+    let fs = fs_with(&c, 64 * 1024, 64 * 1024);
+    let (fh, _) = fs.open(ino).await.unwrap();
+    c.whole_gets.lock().unwrap().clear();
+    // Shard 0: 2 patches; shard 2: 8; shard 3: 3 (13 x 4 KiB = 52 KiB, under 64 KiB).
+    let put = |fs_off: usize, k: u8, want: &mut Vec<u8>| {
+        want[fs_off..fs_off + 4096].copy_from_slice(&[k; 4096]);
+        (fs_off as u64, vec![k; 4096])
+    };
+    let mut writes = Vec::new();
+    for i in 0..2 {
+        writes.push(put(i * 8192, 1, &mut want));
+    }
+    for i in 0..8 {
+        writes.push(put(2 * MIB + i * 8192, 2, &mut want));
+    }
+    for i in 0..3 {
+        writes.push(put(3 * MIB + i * 8192, 3, &mut want));
+    }
+    for (off, d) in &writes {
+        fs.write(fh, *off, d).await.unwrap();
+    }
+    assert!(c.whole_gets.lock().unwrap().is_empty());
+    // 4 more patches into shard 1 cross the budget: shard 2 (32 KiB) goes, only it.
+    for i in 0..4 {
+        let (off, d) = put(MIB + i * 8192, 4, &mut want);
+        fs.write(fh, off, &d).await.unwrap();
+    }
+    fs.flush(fh, ME).await.unwrap_or(()); // drain, then look at the order of fetches
+    let fetched = c.whole_gets.lock().unwrap().clone();
+    assert_eq!(fetched.first(), Some(&ids[2]), "fetched {fetched:?}");
+    fs.release(fh, ME).await.unwrap();
+    assert_eq!(read_all(&self::fs(&c), ino).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dirty_bytes_stay_within_the_file_and_mount_budgets() {
+    let c = Cluster::new(2, 2).await;
+    let (a, mut want_a) = stored_file(&c, "a", 4).await;
+    let (b, mut want_b) = stored_file(&c, "b", 4).await;
+    // Per file 256 KiB, the mount 384 KiB: two files writing must share it.
+    let fs = fs_with(&c, 256 * 1024, 384 * 1024);
+    let (fa, _) = fs.open(a).await.unwrap();
+    let (fb, _) = fs.open(b).await.unwrap();
+    let mut peak = 0;
+    for (k, off) in offsets(600, 4 * MIB - 4096, 3).into_iter().enumerate() {
+        let (fh, want) = if k % 2 == 0 {
+            (fa, &mut want_a)
+        } else {
+            (fb, &mut want_b)
+        };
+        let d = vec![(k % 250) as u8 + 1; 4096];
+        fs.write(fh, off as u64, &d).await.unwrap();
+        want[off..off + 4096].copy_from_slice(&d);
+        peak = peak.max(fs.dirty_bytes());
+        assert!(
+            fs.dirty_bytes() <= 384 * 1024,
+            "{} dirty bytes after write {k}",
+            fs.dirty_bytes()
+        );
+    }
+    assert!(peak > 300 * 1024, "the budget was never used: peak {peak}");
+    fs.release(fa, ME).await.unwrap();
+    fs.release(fb, ME).await.unwrap();
+    assert_eq!(fs.dirty_bytes(), 0);
+    let other = self::fs(&c);
+    assert_eq!(read_all(&other, a).await, want_a);
+    assert_eq!(read_all(&other, b).await, want_b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_patch_upload_keeps_the_patches_for_retry() {
+    let c = Cluster::new(2, 2).await;
+    let (ino, mut want) = stored_file(&c, "r", 2).await;
+    let fs = fs(&c);
+    let (fh, _) = fs.open(ino).await.unwrap();
+    fs.write(fh, 5000, b"first").await.unwrap();
+    want[5000..5005].copy_from_slice(b"first");
+    // Both holders down: the base cannot be fetched, the flush fails with EIO...
+    c.down
+        .lock()
+        .unwrap()
+        .extend(["mem-1".into(), "mem-2".into()]);
+    let e = fs.flush(fh, ME).await.unwrap_err();
+    assert_eq!(dfs_fuse::errno::errno(&e), libc::EIO, "{e}");
+    // ...later writes land on top of the kept patches...
+    fs.write(fh, 5003, b"SECOND").await.unwrap();
+    want[5003..5009].copy_from_slice(b"SECOND");
+    // ...and once the nodes are back, everything commits.
+    c.down.lock().unwrap().clear();
+    assert_eq!(
+        fs.read(fh, 4990, 30).await.unwrap(),
+        want[4990..5020].to_vec()
+    );
+    fs.flush(fh, ME).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    assert_eq!(read_all(&self::fs(&c), ino).await, want);
 }
