@@ -30,7 +30,7 @@ use dfs_proto::node_msg::ByteRange;
 use dfs_proto::{Ino, ShardId, WireError, WireResult};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -51,6 +51,8 @@ pub struct Ctx<B> {
     pub max_dirty: usize,
     /// Dirty bytes buffered by all the files of the mount together, and their limit.
     pub dirty_total: Arc<AtomicUsize>,
+    /// Uncommitted shards of every open file, for the lease renewal.
+    pub leases: Arc<Leases>,
     pub max_dirty_total: usize,
 }
 
@@ -64,6 +66,7 @@ impl<B> Clone for Ctx<B> {
             node_deadline: self.node_deadline,
             max_dirty: self.max_dirty,
             dirty_total: self.dirty_total.clone(),
+            leases: self.leases.clone(),
             max_dirty_total: self.max_dirty_total,
         }
     }
@@ -100,6 +103,42 @@ pub enum Piece {
     },
 }
 
+/// The shards each open file has stored on nodes but not committed yet, kept apart from
+/// the files so that the task renewing their lease (`Fs::touch_uncommitted`, every
+/// second) never waits for a file's lock: a commit holds that lock while it uploads, and
+/// under load that can outlast the coordinator's grace for uncommitted shards, which
+/// would then be collected under the commit's feet.
+#[derive(Default)]
+pub struct Leases {
+    next: AtomicU64,
+    by_file: std::sync::Mutex<BTreeMap<u64, Vec<ShardId>>>,
+}
+
+impl Leases {
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Vec<ShardId>>> {
+        self.by_file.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A key for one file state (two states of one inode may briefly coexist).
+    fn key(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn publish(&self, key: u64, ids: Vec<ShardId>) {
+        let mut m = self.map();
+        if ids.is_empty() {
+            m.remove(&key);
+        } else {
+            m.insert(key, ids);
+        }
+    }
+
+    /// Every shard stored but not committed, across the mount.
+    pub fn all(&self) -> Vec<ShardId> {
+        self.map().values().flatten().copied().collect()
+    }
+}
+
 pub struct FileState {
     pub ino: Ino,
     /// Attributes as last returned by the coordinator.
@@ -115,6 +154,9 @@ pub struct FileState {
     /// Uploads running, with the length of the shard each is storing.
     inflight: BTreeMap<u64, (JoinHandle<UploadResult>, usize)>,
     uploaded: BTreeMap<u64, Stored>,
+    /// Where `uploaded`'s IDs are published for the lease renewal, under `lease_key`.
+    leases: Arc<Leases>,
+    lease_key: u64,
     /// Time of the last write, committed as the file's mtime.
     mtime: Option<NanoTime>,
     /// Open handles on this mount.
@@ -164,19 +206,31 @@ impl FileState {
             budget: Arc::new(AtomicUsize::new(0)),
             inflight: BTreeMap::new(),
             uploaded: BTreeMap::new(),
+            leases: Arc::new(Leases::default()),
+            lease_key: 0,
             mtime: None,
             handles: 0,
             unlinked: false,
         })
     }
 
-    /// Shards this file has stored on nodes but not committed yet: the coordinator must
-    /// not collect them while we live (see `Fs::touch_uncommitted`).
-    pub fn uncommitted_ids(&mut self) -> impl Iterator<Item = ShardId> + '_ {
-        // Uploads that finished since the last write still sit in `inflight`; file them
-        // first (a failure puts the bytes back in `dirty`, to be retried by the commit).
+    /// Publishes this file's uncommitted shards in the mount's `leases` from now on.
+    pub fn attach_leases(&mut self, leases: Arc<Leases>) {
+        self.leases = leases;
+        self.lease_key = self.leases.key();
+        self.publish_leases();
+    }
+
+    /// Files the uploads that finished since the last write (a failure puts the bytes
+    /// back in `dirty`, to be retried by the commit), so that their shards are leased.
+    pub fn reap_uploads(&mut self) {
         let _ = self.reap_finished();
-        self.uploaded.values().map(|s| s.id)
+    }
+
+    /// Called whenever `uploaded` changes.
+    fn publish_leases(&self) {
+        let ids = self.uploaded.values().map(|s| s.id).collect();
+        self.leases.publish(self.lease_key, ids);
     }
 
     /// True if this mount holds changes the coordinator has not committed.
@@ -250,6 +304,7 @@ impl FileState {
         match r {
             Ok(Ok(stored)) => {
                 self.uploaded.insert(idx, stored);
+                self.publish_leases();
                 None
             }
             Ok(Err((e, data))) => {
@@ -481,7 +536,9 @@ impl FileState {
             CoordResponse::Attr(a) => a,
             _ => return Err(WireError::unexpected("Commit")),
         };
-        for (index, s) in std::mem::take(&mut self.uploaded) {
+        let committed = std::mem::take(&mut self.uploaded);
+        self.publish_leases();
+        for (index, s) in committed {
             self.layout.insert(
                 index,
                 LayoutShard {
@@ -712,6 +769,7 @@ impl Drop for FileState {
     /// their share of the mount's budget back.
     fn drop(&mut self) {
         self.budget.fetch_sub(self.dirty_bytes, Ordering::Relaxed);
+        self.leases.publish(self.lease_key, Vec::new());
     }
 }
 

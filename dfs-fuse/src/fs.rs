@@ -137,6 +137,7 @@ impl<B: Backend> Fs<B> {
                 node_deadline: cfg.node_deadline,
                 max_dirty: cfg.max_dirty,
                 dirty_total: Arc::new(AtomicUsize::new(0)),
+                leases: Arc::new(crate::file::Leases::default()),
                 max_dirty_total: cfg.max_dirty_total,
             },
             files: Mutex::new(HashMap::new()),
@@ -510,6 +511,7 @@ impl<B: Backend> Fs<B> {
                 let mut st = FileState::load(&*self.ctx.backend, ino).await?;
                 st.handles = 1;
                 st.attach_budget(self.ctx.dirty_total.clone());
+                st.attach_leases(self.ctx.leases.clone());
                 let keep = {
                     let mut seen = lock(&self.seen);
                     if seen.len() >= MAX_SEEN {
@@ -697,14 +699,17 @@ impl<B: Backend> Fs<B> {
     /// them. Called every second by the mount.
     pub async fn touch_uncommitted(&self) -> WireResult<()> {
         let files: Vec<Shared> = lock(&self.files).values().cloned().collect();
-        let mut ids = Vec::new();
         for f in files {
-            // A file busy for longer (a commit waiting on the coordinator) is touched on a
-            // later tick; its uploads were placed or touched within the last seconds.
-            if let Ok(mut st) = tokio::time::timeout(Duration::from_millis(200), f.lock()).await {
-                ids.extend(st.uncommitted_ids());
+            // Uploads finished while the file sat idle are filed here, which publishes
+            // them in `leases`. A file whose lock is busy (a commit uploading) files its
+            // uploads itself as they finish.
+            if let Ok(mut st) = f.try_lock() {
+                st.reap_uploads();
             }
         }
+        // Read without any file's lock: a long commit must not stop its own shards'
+        // lease from being renewed.
+        let ids = self.ctx.leases.all();
         for chunk in ids.chunks(dfs_proto::coord_msg::MAX_INVENTORY_PART) {
             self.meta(CoordRequest::Touch {
                 shards: chunk.to_vec(),

@@ -34,6 +34,8 @@ struct Cluster {
     lookups: AtomicU64,
     /// GetXattr requests the coordinator answered.
     xattr_gets: AtomicU64,
+    /// Commit requests wait this long first (a coordinator under load).
+    commit_delay: Mutex<Duration>,
     /// IDs of the shards fetched whole, in order.
     whole_gets: Mutex<Vec<ShardId>>,
 }
@@ -64,6 +66,7 @@ impl Cluster {
             gets: Mutex::new(Vec::new()),
             lookups: AtomicU64::new(0),
             xattr_gets: AtomicU64::new(0),
+            commit_delay: Mutex::new(Duration::ZERO),
             whole_gets: Mutex::new(Vec::new()),
         });
         for k in 1..=nodes {
@@ -116,6 +119,11 @@ impl Backend for Cluster {
         match req {
             CoordRequest::Lookup { .. } => self.lookups.fetch_add(1, Ordering::SeqCst),
             CoordRequest::GetXattr { .. } => self.xattr_gets.fetch_add(1, Ordering::SeqCst),
+            CoordRequest::Commit { .. } => {
+                let delay = *self.commit_delay.lock().unwrap();
+                tokio::time::sleep(delay).await;
+                0
+            }
             _ => 0,
         };
         self.coord.handle(&peer(Role::Client), req).await
@@ -575,6 +583,42 @@ async fn a_long_uncommitted_write_survives_garbage_collection() {
             .unwrap();
     }
     fs.release(fh, ME).await.unwrap();
+    assert_eq!(read_all(&self::fs(&c), ino).await, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_commit_keeps_the_lease_on_its_own_shards() {
+    // The commit holds the file's lock while it waits for the coordinator; the lease
+    // renewal must not need that lock, or a commit slower than the grace would see its
+    // shards collected before the coordinator records them.
+    let grace = Duration::from_millis(300);
+    let coord = Coordinator::open_in_memory(CoordSettings {
+        replicas: 2,
+        min_copies: 2,
+        gc_grace: grace,
+        ..Default::default()
+    })
+    .unwrap();
+    let c = Cluster::with_coord(coord, 2).await;
+    c.coord.set_node_sender(Arc::new(Sender(c.clone())));
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "f").await;
+    let data = pattern(3 * MIB, 12);
+    fs.write(fh, 0, &data).await.unwrap();
+    *c.commit_delay.lock().unwrap() = Duration::from_millis(1500);
+    let renew = async {
+        for _ in 0..15 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fs.touch_uncommitted().await.unwrap();
+            c.coord
+                .maintain_once(std::time::Instant::now())
+                .await
+                .unwrap();
+        }
+    };
+    let (closed, ()) = tokio::join!(fs.release(fh, ME), renew);
+    closed.unwrap();
+    *c.commit_delay.lock().unwrap() = Duration::ZERO;
     assert_eq!(read_all(&self::fs(&c), ino).await, data);
 }
 
