@@ -163,9 +163,20 @@ mkdir -p "$CACHE"
   if [[ $(cat "$IMAGE/.dfs-packages" 2>/dev/null) != "$PACKAGES" ]]; then
     step "debootstrap bookworm into $IMAGE (cache missing or stale)"
     t=$(date +%s)
-    rm -rf "$IMAGE.new"
-    timeout 600 debootstrap --variant=minbase --include="$PACKAGES" bookworm "$IMAGE.new" "$MIRROR" \
-      >"$CACHE/debootstrap.log" 2>&1 || fail "debootstrap failed (see $CACHE/debootstrap.log)"
+    # A second attempt if the first fails: a download cut short by the network is not
+    # what this test is about. A second failure is reported with the log.
+    ok=
+    for attempt in 1 2; do
+      rm -rf "$IMAGE.new"
+      if timeout 600 debootstrap --variant=minbase --include="$PACKAGES" bookworm "$IMAGE.new" \
+        "$MIRROR" >"$CACHE/debootstrap.log" 2>&1; then
+        ok=1
+        break
+      fi
+      step "debootstrap attempt $attempt failed: $(tail -1 "$CACHE/debootstrap.log")"
+      ((attempt == 2)) || sleep 5
+    done
+    [[ -n $ok ]] || fail "debootstrap failed twice (see $CACHE/debootstrap.log)"
     echo "$PACKAGES" >"$IMAGE.new/.dfs-packages"
     rm -rf "$IMAGE"
     mv "$IMAGE.new" "$IMAGE"
