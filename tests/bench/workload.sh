@@ -148,7 +148,8 @@ say "small files: delete"
 emit small_delete "$(fmt "$(small delete)" 0)" files/s
 rmdir "$S"
 
-TAR=$CACHE/tree.tar
+# One tar per source tree: a run with another BENCH_TREE_SRC must not reuse this one.
+TAR=$CACHE/tree-$(printf %s "$(realpath -m "$TREE_SRC")" | sha256sum | cut -c1-12).tar
 if [[ ! -s $TAR ]]; then
   say "building $TAR from $TREE_SRC (once; reused by later runs)"
   tar -C "$(dirname "$TREE_SRC")" -cf "$TAR.tmp" "$(basename "$TREE_SRC")" && mv "$TAR.tmp" "$TAR"
