@@ -999,9 +999,18 @@ async fn over_budget_the_most_patched_shard_is_flushed_first() {
         let (off, d) = put(MIB + i * 8192, 4, &mut want);
         fs.write(fh, off, &d).await.unwrap();
     }
-    fs.flush(fh, ME).await.unwrap_or(()); // drain, then look at the order of fetches
+    // The eviction's upload runs in the background; wait for its fetch of the stored
+    // shard before flushing (the flush starts the other shards' uploads, and their
+    // fetches could otherwise come first).
+    for _ in 0..500 {
+        if !c.whole_gets.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let fetched = c.whole_gets.lock().unwrap().clone();
-    assert_eq!(fetched.first(), Some(&ids[2]), "fetched {fetched:?}");
+    assert_eq!(fetched, [ids[2]], "evicted the wrong shards");
+    fs.flush(fh, ME).await.unwrap_or(()); // drain; release below commits and checks
     fs.release(fh, ME).await.unwrap();
     assert_eq!(read_all(&self::fs(&c), ino).await, want);
 }
