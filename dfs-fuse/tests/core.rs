@@ -636,36 +636,49 @@ async fn until_cached(fs: &Fs<Cluster>, c: &Cluster, dir: u64, name: &str) {
     panic!("lookups of {name} never came from the listing");
 }
 
+/// Directory "d" holding `n` files f00, f01, ... with mode `perm`, made through `fs`.
+/// Returns the directory and the files' inodes.
+async fn dir_of_files(fs: &Fs<Cluster>, n: usize, perm: u32) -> (u64, Vec<u64>) {
+    let d = fs
+        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
+        .await
+        .unwrap();
+    let mut inos = Vec::new();
+    for i in 0..n {
+        let f = fs
+            .mknod(d.ino, &format!("f{i:02}"), FileKind::File, perm, 0, ME)
+            .await
+            .unwrap();
+        inos.push(f.ino);
+    }
+    (d.ino, inos)
+}
+
+/// Looks up enough names of `dir` through `fs` for it to fetch the directory's listing,
+/// and waits until it answers from it.
+async fn prime_listing(fs: &Fs<Cluster>, c: &Cluster, dir: u64) {
+    for i in 0..lookup_cache::PREFETCH_AFTER as usize {
+        fs.lookup(dir, &format!("f{i:02}")).await.unwrap();
+    }
+    until_cached(fs, c, dir, "f10").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_of_lookups_is_answered_from_one_listing() {
     let c = Cluster::new(2, 2).await;
     let a = fs(&c);
     let b = fs_with_ttl(&c, Duration::from_secs(30));
-    let d = a
-        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
-        .await
-        .unwrap();
-    let mut inos = Vec::new();
-    for i in 0..50 {
-        let f = a
-            .mknod(d.ino, &format!("f{i:02}"), FileKind::File, 0o640, 0, ME)
-            .await
-            .unwrap();
-        inos.push(f.ino);
-    }
+    let (d, inos) = dir_of_files(&a, 50, 0o640).await;
     // Mount b has not seen the directory: its first lookups go to the coordinator, then a
     // listing is fetched and the rest are answered from it, with the right attributes.
     let first = inos.iter().enumerate();
     for (i, ino) in first.take(lookup_cache::PREFETCH_AFTER as usize) {
-        assert_eq!(
-            b.lookup(d.ino, &format!("f{i:02}")).await.unwrap().ino,
-            *ino
-        );
+        assert_eq!(b.lookup(d, &format!("f{i:02}")).await.unwrap().ino, *ino);
     }
-    until_cached(&b, &c, d.ino, "f10").await;
+    until_cached(&b, &c, d, "f10").await;
     let before = c.lookups.load(Ordering::SeqCst);
     for (i, ino) in inos.iter().enumerate() {
-        let at = b.lookup(d.ino, &format!("f{i:02}")).await.unwrap();
+        let at = b.lookup(d, &format!("f{i:02}")).await.unwrap();
         assert_eq!((at.ino, at.perm, at.kind), (*ino, 0o640, FileKind::File));
     }
     assert_eq!(
@@ -676,11 +689,11 @@ async fn a_run_of_lookups_is_answered_from_one_listing() {
 
     // Names the listing does not have are asked for, never answered "no such file": a
     // file another mount created after the listing is found at once.
-    a.mknod(d.ino, "new", FileKind::File, 0o644, 0, ME)
+    a.mknod(d, "new", FileKind::File, 0o644, 0, ME)
         .await
         .unwrap();
-    assert!(b.lookup(d.ino, "new").await.is_ok());
-    let e = b.lookup(d.ino, "absent").await.unwrap_err();
+    assert!(b.lookup(d, "new").await.is_ok());
+    let e = b.lookup(d, "absent").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
 }
 
@@ -688,39 +701,28 @@ async fn a_run_of_lookups_is_answered_from_one_listing() {
 async fn changes_through_this_mount_are_never_hidden_by_a_listing() {
     let c = Cluster::new(2, 2).await;
     let fs = fs_with_ttl(&c, Duration::from_secs(30));
-    let d = fs
-        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
-        .await
-        .unwrap();
-    for i in 0..20 {
-        fs.mknod(d.ino, &format!("f{i:02}"), FileKind::File, 0o644, 0, ME)
-            .await
-            .unwrap();
-    }
-    for i in 0..lookup_cache::PREFETCH_AFTER as usize {
-        fs.lookup(d.ino, &format!("f{i:02}")).await.unwrap();
-    }
-    until_cached(&fs, &c, d.ino, "f10").await;
+    let (d, _) = dir_of_files(&fs, 20, 0o644).await;
+    prime_listing(&fs, &c, d).await;
     // chmod, then the lookup must show it (a stale listing would say 0644).
-    let f5 = fs.lookup(d.ino, "f05").await.unwrap();
+    let f5 = fs.lookup(d, "f05").await.unwrap();
     let set = SetAttrs {
         perm: Some(0o600),
         ..Default::default()
     };
     fs.setattr(f5.ino, ME, set).await.unwrap();
-    assert_eq!(fs.lookup(d.ino, "f05").await.unwrap().perm, 0o600);
+    assert_eq!(fs.lookup(d, "f05").await.unwrap().perm, 0o600);
     // unlink, then the name is gone.
-    fs.unlink(d.ino, "f06").await.unwrap();
+    fs.unlink(d, "f06").await.unwrap();
     assert_eq!(
-        fs.lookup(d.ino, "f06").await.unwrap_err().code,
+        fs.lookup(d, "f06").await.unwrap_err().code,
         ErrorCode::NotFound
     );
     // Written and closed: the size is the new one.
-    let f7 = fs.lookup(d.ino, "f07").await.unwrap();
+    let f7 = fs.lookup(d, "f07").await.unwrap();
     let (fh, _) = fs.open(f7.ino).await.unwrap();
     fs.write(fh, 0, b"hello").await.unwrap();
     fs.release(fh, ME).await.unwrap();
-    assert_eq!(fs.lookup(d.ino, "f07").await.unwrap().size, 5);
+    assert_eq!(fs.lookup(d, "f07").await.unwrap().size, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -729,20 +731,9 @@ async fn another_mounts_change_shows_within_the_ttl() {
     let a = fs(&c);
     let ttl = Duration::from_millis(300);
     let b = fs_with_ttl(&c, ttl);
-    let d = a
-        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
-        .await
-        .unwrap();
-    for i in 0..20 {
-        a.mknod(d.ino, &format!("f{i:02}"), FileKind::File, 0o644, 0, ME)
-            .await
-            .unwrap();
-    }
-    for i in 0..lookup_cache::PREFETCH_AFTER as usize {
-        b.lookup(d.ino, &format!("f{i:02}")).await.unwrap();
-    }
-    until_cached(&b, &c, d.ino, "f10").await;
-    let f9 = a.lookup(d.ino, "f09").await.unwrap();
+    let (d, _) = dir_of_files(&a, 20, 0o644).await;
+    prime_listing(&b, &c, d).await;
+    let f9 = a.lookup(d, "f09").await.unwrap();
     let set = SetAttrs {
         perm: Some(0o600),
         ..Default::default()
@@ -751,7 +742,7 @@ async fn another_mounts_change_shows_within_the_ttl() {
     // Within the TTL b may still say 0644 (as the kernel's attribute cache would); after
     // it, b must say 0600.
     tokio::time::sleep(ttl + Duration::from_millis(50)).await;
-    assert_eq!(b.lookup(d.ino, "f09").await.unwrap().perm, 0o600);
+    assert_eq!(b.lookup(d, "f09").await.unwrap().perm, 0o600);
 }
 
 /// What `readdirplus` does with each listed entry.
