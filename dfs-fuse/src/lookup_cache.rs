@@ -19,7 +19,7 @@
 //!   generation number, and a listing is used only while the generation is the one it was
 //!   fetched under. [`Watched`] does the bumping, as a wrapper around the backend, so no
 //!   code path that changes something can forget it; which requests count is decided by an
-//!   exhaustive `match` ([`changes_namespace`]), so a new request type must be classified
+//!   exhaustive `match` (`CoordRequest::changes_namespace` in `dfs-proto`), so a new request type must be classified
 //!   before the mount compiles.
 //! - Listings are fetched only while nothing changes locally: during `tar -x` (a create
 //!   after every miss) they would always be stale before use, so the run of misses resets
@@ -270,45 +270,6 @@ pub async fn prefetch<B: Backend>(
     cache.fill(parent, generation, entries, complete, fetched);
 }
 
-/// Whether a request may change what a lookup returns (names, attributes). No catch-all
-/// arm: a new request type must be classified here.
-pub fn changes_namespace(req: &CoordRequest) -> bool {
-    use CoordRequest as Q;
-    match req {
-        Q::Lookup { .. }
-        | Q::GetAttr { .. }
-        | Q::Readlink { .. }
-        | Q::ReadDir { .. }
-        | Q::GetXattr { .. }
-        | Q::ListXattr { .. }
-        | Q::StatFs
-        | Q::GetLayout { .. }
-        | Q::Place { .. }
-        | Q::Touch { .. }
-        | Q::Sync
-        | Q::Status
-        | Q::Fsck
-        | Q::Locate { .. }
-        | Q::Heartbeat { .. }
-        | Q::Inventory { .. } => false,
-        Q::SetAttr { .. }
-        | Q::Create { .. }
-        | Q::Symlink { .. }
-        | Q::Link { .. }
-        | Q::Unlink { .. }
-        | Q::Rmdir { .. }
-        | Q::Rename { .. }
-        | Q::Release { .. }
-        | Q::SetXattr { .. }
-        | Q::RemoveXattr { .. }
-        | Q::Commit { .. }
-        | Q::Register { .. }
-        | Q::ReportCorrupt { .. }
-        | Q::DrainNode { .. }
-        | Q::RemoveNode { .. } => true,
-    }
-}
-
 /// The backend as the filesystem core sees it: every request that may change the
 /// namespace marks the lookup cache stale, before it is sent (a lookup racing with it
 /// must not be answered from the old listing) and again when it is answered (a listing
@@ -326,7 +287,7 @@ impl<B> Watched<B> {
 
 impl<B: Backend> Backend for Watched<B> {
     async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
-        let changes = changes_namespace(&req);
+        let changes = req.changes_namespace();
         if changes {
             self.cache.changed();
         }

@@ -18,11 +18,12 @@ use dfs_proto::pki::Role;
 
 /// The access rule for `req`.
 pub fn rule(req: &NodeRequest) -> Rule {
-    match req {
-        NodeRequest::Put { .. } => Rule::new("Put", &[Role::Client]),
-        NodeRequest::Get { .. } => Rule::new("Get", &[Role::Client, Role::Node]),
-        NodeRequest::Delete { .. } => Rule::new("Delete", &[Role::Coord]),
-        NodeRequest::Replicate { .. } => Rule::new("Replicate", &[Role::Coord]),
-        NodeRequest::Status => Rule::new("Status", &[Role::Coord, Role::Admin]),
-    }
+    let roles: &'static [Role] = match req {
+        NodeRequest::Put { .. } => &[Role::Client],
+        NodeRequest::Get { .. } => &[Role::Client, Role::Node],
+        NodeRequest::Delete { .. } => &[Role::Coord],
+        NodeRequest::Replicate { .. } => &[Role::Coord],
+        NodeRequest::Status => &[Role::Coord, Role::Admin],
+    };
+    Rule::new(req.name(), roles)
 }

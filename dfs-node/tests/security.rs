@@ -159,7 +159,7 @@ async fn a_client_cannot_delete_a_shard() {
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Unauthorized);
     assert!(
-        e.message.contains("Delete") && e.message.contains("dfs-coord"),
+        e.message.contains("delete") && e.message.contains("dfs-coord"),
         "{e}"
     );
     let still: NodeResponse = c

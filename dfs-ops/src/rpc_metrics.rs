@@ -142,13 +142,7 @@ impl Payload for NodeRequest {
 
 impl Operation for NodeRequest {
     fn op(&self) -> &'static str {
-        match self {
-            NodeRequest::Put { .. } => "put",
-            NodeRequest::Get { .. } => "get",
-            NodeRequest::Delete { .. } => "delete",
-            NodeRequest::Replicate { .. } => "replicate",
-            NodeRequest::Status => "status",
-        }
+        self.name()
     }
 }
 
@@ -167,39 +161,6 @@ impl Payload for CoordResponse {}
 
 impl Operation for CoordRequest {
     fn op(&self) -> &'static str {
-        use CoordRequest as Q;
-        match self {
-            Q::Lookup { .. } => "lookup",
-            Q::GetAttr { .. } => "get_attr",
-            Q::SetAttr { .. } => "set_attr",
-            Q::Create { .. } => "create",
-            Q::Symlink { .. } => "symlink",
-            Q::Readlink { .. } => "readlink",
-            Q::Link { .. } => "link",
-            Q::Unlink { .. } => "unlink",
-            Q::Rmdir { .. } => "rmdir",
-            Q::Rename { .. } => "rename",
-            Q::ReadDir { .. } => "read_dir",
-            Q::Release { .. } => "release",
-            Q::SetXattr { .. } => "set_xattr",
-            Q::GetXattr { .. } => "get_xattr",
-            Q::ListXattr { .. } => "list_xattr",
-            Q::RemoveXattr { .. } => "remove_xattr",
-            Q::StatFs => "stat_fs",
-            Q::GetLayout { .. } => "get_layout",
-            Q::Place { .. } => "place",
-            Q::Commit { .. } => "commit",
-            Q::Register { .. } => "register",
-            Q::Inventory { .. } => "inventory",
-            Q::Heartbeat { .. } => "heartbeat",
-            Q::Status => "status",
-            Q::ReportCorrupt { .. } => "report_corrupt",
-            Q::Fsck => "fsck",
-            Q::Touch { .. } => "touch",
-            Q::Sync => "sync",
-            Q::Locate { .. } => "locate",
-            Q::DrainNode { .. } => "drain_node",
-            Q::RemoveNode { .. } => "remove_node",
-        }
+        self.name()
     }
 }

@@ -382,6 +382,92 @@ pub enum CoordRequest {
     Sync,
 }
 
+impl CoordRequest {
+    /// The request's name, in snake case: the `op` label of the RPC metrics and the name
+    /// in "may not send" errors.
+    ///
+    /// This `match` and the one in [`CoordRequest::changes_namespace`] have no wildcard
+    /// arm on purpose: a new request does not compile until it is named and classified.
+    pub fn name(&self) -> &'static str {
+        use CoordRequest as Q;
+        match self {
+            Q::Lookup { .. } => "lookup",
+            Q::GetAttr { .. } => "get_attr",
+            Q::SetAttr { .. } => "set_attr",
+            Q::Create { .. } => "create",
+            Q::Symlink { .. } => "symlink",
+            Q::Readlink { .. } => "readlink",
+            Q::Link { .. } => "link",
+            Q::Unlink { .. } => "unlink",
+            Q::Rmdir { .. } => "rmdir",
+            Q::Rename { .. } => "rename",
+            Q::ReadDir { .. } => "read_dir",
+            Q::Release { .. } => "release",
+            Q::SetXattr { .. } => "set_xattr",
+            Q::GetXattr { .. } => "get_xattr",
+            Q::ListXattr { .. } => "list_xattr",
+            Q::RemoveXattr { .. } => "remove_xattr",
+            Q::StatFs => "stat_fs",
+            Q::GetLayout { .. } => "get_layout",
+            Q::Place { .. } => "place",
+            Q::Commit { .. } => "commit",
+            Q::Register { .. } => "register",
+            Q::Inventory { .. } => "inventory",
+            Q::Heartbeat { .. } => "heartbeat",
+            Q::Status => "status",
+            Q::ReportCorrupt { .. } => "report_corrupt",
+            Q::Fsck => "fsck",
+            Q::Touch { .. } => "touch",
+            Q::Sync => "sync",
+            Q::Locate { .. } => "locate",
+            Q::DrainNode { .. } => "drain_node",
+            Q::RemoveNode { .. } => "remove_node",
+        }
+    }
+
+    /// Whether the request may change what a lookup, a listing or an attribute read
+    /// answers: names, attributes, extended attributes, sizes (a commit), or the set of
+    /// nodes. A client that caches answers (the mount's lookup cache) must drop them when
+    /// it sends one of these. `Touch` (lease renewal) and `Place` (choosing nodes for
+    /// shards not yet committed) change nothing a reader can see.
+    pub fn changes_namespace(&self) -> bool {
+        use CoordRequest as Q;
+        match self {
+            Q::Lookup { .. }
+            | Q::GetAttr { .. }
+            | Q::Readlink { .. }
+            | Q::ReadDir { .. }
+            | Q::GetXattr { .. }
+            | Q::ListXattr { .. }
+            | Q::StatFs
+            | Q::GetLayout { .. }
+            | Q::Place { .. }
+            | Q::Touch { .. }
+            | Q::Sync
+            | Q::Status
+            | Q::Fsck
+            | Q::Locate { .. }
+            | Q::Heartbeat { .. }
+            | Q::Inventory { .. } => false,
+            Q::SetAttr { .. }
+            | Q::Create { .. }
+            | Q::Symlink { .. }
+            | Q::Link { .. }
+            | Q::Unlink { .. }
+            | Q::Rmdir { .. }
+            | Q::Rename { .. }
+            | Q::Release { .. }
+            | Q::SetXattr { .. }
+            | Q::RemoveXattr { .. }
+            | Q::Commit { .. }
+            | Q::Register { .. }
+            | Q::ReportCorrupt { .. }
+            | Q::DrainNode { .. }
+            | Q::RemoveNode { .. } => true,
+        }
+    }
+}
+
 /// One shard with a problem, for `Fsck`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardIssue {

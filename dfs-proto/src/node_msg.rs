@@ -41,6 +41,20 @@ pub enum NodeRequest {
     Status,
 }
 
+impl NodeRequest {
+    /// The request's name, in snake case: the `op` label of the RPC metrics and the name
+    /// in "may not send" errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeRequest::Put { .. } => "put",
+            NodeRequest::Get { .. } => "get",
+            NodeRequest::Delete { .. } => "delete",
+            NodeRequest::Replicate { .. } => "replicate",
+            NodeRequest::Status => "status",
+        }
+    }
+}
+
 /// A byte range inside one shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByteRange {

@@ -226,7 +226,7 @@ async fn a_client_cannot_register_or_report_for_nodes() {
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Unauthorized);
     assert!(
-        e.message.contains("Register") && e.message.contains("dfs-node"),
+        e.message.contains("register") && e.message.contains("dfs-node"),
         "{e}"
     );
     // Nothing was registered: a placement still finds no node.
