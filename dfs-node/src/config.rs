@@ -71,14 +71,7 @@ impl Args {
     /// Parses the process's command line merged over its configuration file (see
     /// `dfs_ops::config_file`). Exits with clap's message on a bad flag.
     pub fn from_env() -> anyhow::Result<Args> {
-        use clap::CommandFactory;
-        let argv = dfs_ops::config_file::merge_config(
-            &Args::command(),
-            std::env::args_os().collect(),
-            1,
-            std::path::Path::new(DEFAULT_CONFIG),
-        )?;
-        Ok(Args::parse_from(argv))
+        dfs_ops::config_file::parse_with_config(std::path::Path::new(DEFAULT_CONFIG))
     }
 
     pub fn into_config(self) -> NodeConfig {

@@ -22,6 +22,20 @@ use std::path::{Path, PathBuf};
 /// The flag naming the file.
 const CONFIG_FLAG: &str = "config";
 
+/// Parses this process's command line into `P`, with the settings of the configuration
+/// file (`--config`, else `default_path` if it exists) merged in before the flags, so
+/// that a flag given on the command line wins. For programs without subcommands: the
+/// node and the mount.
+pub fn parse_with_config<P: clap::Parser>(default_path: &Path) -> Result<P> {
+    let argv = merge_config(
+        &P::command(),
+        std::env::args_os().collect(),
+        1,
+        default_path,
+    )?;
+    Ok(P::parse_from(argv))
+}
+
 /// Returns `argv` with the settings of the configuration file inserted at index `at` (just
 /// after the program name, or after the subcommand of a program that has them). `cmd`
 /// describes the flags the file may set; `default_path` is read if `--config` is not
