@@ -25,7 +25,7 @@ use crate::server::Coordinator;
 use crate::status::human_bytes;
 use crate::store::ShardRec;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
-use dfs_proto::{ErrorCode, NodeId, ShardId, WireResult};
+use dfs_proto::{ErrorCode, Ino, NodeId, ShardId, WireResult};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -302,6 +302,43 @@ impl Coordinator {
                 "gc: removed {count} shards no file ever used (unknown to the coordinator) \
                  from {} nodes",
                 nodes.len()
+            );
+            info!("{text}");
+            self.events.record(EventKind::Gc, text);
+        }
+        Ok(())
+    }
+
+    /// Deletes orphan inodes (unlinked while open) that no mount has named in a `Touch`
+    /// for `gc_grace`: the mount that had them open is gone (killed, or cut off for
+    /// longer than the grace), so its `Release` will never come. Without this, every
+    /// mount crash with an unlinked file open would leak that file's space for good. Its
+    /// shards then lose their references and go the usual way (`unref_grace`).
+    pub(crate) async fn orphan_pass(&self, now: Instant) -> WireResult<()> {
+        let grace = self.settings.gc_grace;
+        let orphans = self.read(|r| r.orphans()).await?;
+        let due: Vec<Ino> = {
+            let mut m = self.maint();
+            let current: HashSet<Ino> = orphans.iter().copied().collect();
+            // Released (or reclaimed) since the last pass: forget them.
+            m.orphan_seen.retain(|ino, _| current.contains(ino));
+            orphans
+                .into_iter()
+                .filter(|ino| {
+                    // First sight (new orphan, or a restarted coordinator) starts a full
+                    // grace: its mount has that long to say it still has the file open.
+                    let seen = *m.orphan_seen.entry(*ino).or_insert(now);
+                    now.saturating_duration_since(seen) > grace
+                })
+                .collect()
+        };
+        for ino in due {
+            self.write(move |t| crate::namespace::release(t, ino))
+                .await?;
+            self.maint().orphan_seen.remove(&ino);
+            let text = format!(
+                "gc: deleted orphan inode {ino} (unlinked while open; no mount has held it open for {} s)",
+                grace.as_secs()
             );
             info!("{text}");
             self.events.record(EventKind::Gc, text);

@@ -35,8 +35,8 @@
 //! # Where this differs from a local Linux filesystem
 //! - A file replaced by `Rename` is deleted at once even if another client has it open
 //!   (the request carries no `keep` flag, unlike `Unlink`).
-//! - Orphans (unlinked but open files) of a client that dies without `Release` stay in
-//!   the `orphans` table; nothing reclaims them yet.
+//! - Orphans (unlinked but open files) of a client that dies without `Release` are
+//!   deleted once no `Touch` has named them for `gc_grace` (`gc.rs`, `orphan_pass`).
 //! - Shards whose reference count drops to zero keep their copies for `unref_grace` (1
 //!   minute by default) before garbage collection deletes them, so freed space comes
 //!   back late.

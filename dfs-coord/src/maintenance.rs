@@ -18,7 +18,7 @@ use dfs_proto::node_msg::{NodeRequest, NodeResponse};
 use dfs_proto::pki::Role;
 use dfs_proto::rpc::{client_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
-use dfs_proto::{NodeId, ShardId, WireError, WireResult};
+use dfs_proto::{Ino, NodeId, ShardId, WireError, WireResult};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -150,6 +150,9 @@ pub(crate) struct Maint {
     /// Shards whose copies garbage collection is deleting right now, and on which nodes.
     /// `Place` neither offers those copies as holders nor puts the shard there again.
     pub collecting: HashMap<ShardId, Vec<NodeId>>,
+    /// Orphan inodes (unlinked while open), and when a mount last said it still has each
+    /// open, or, if none has since this coordinator started, when a pass first saw it.
+    pub orphan_seen: HashMap<Ino, Instant>,
 }
 
 impl Maint {
@@ -175,13 +178,15 @@ impl Coordinator {
             .clone()
     }
 
-    /// One maintenance pass at `now`: repair, surplus removal and garbage collection.
+    /// One maintenance pass at `now`: repair, surplus removal, garbage collection, and
+    /// orphan inodes whose mount is gone.
     /// `run` calls it every `maintenance_interval`; tests call it with chosen instants.
     pub async fn maintain_once(&self, now: Instant) -> WireResult<()> {
         let shards: Vec<(ShardId, ShardRec)> = self.read(|r| r.all_shards()).await?;
         let sender = self.node_sender();
         self.repair_pass(&shards, sender.as_ref(), now).await?;
         self.gc_pass(&shards, sender.as_ref(), now).await?;
+        self.orphan_pass(now).await?;
         Ok(())
     }
 }

@@ -300,12 +300,19 @@ impl Coordinator {
                     .map(R::Layout)
             }
             Q::Place { shards } => self.place(shards).await.map(R::Placements),
-            Q::Touch { shards } => {
-                // A live writer renews its lease on uploads it has not committed yet.
+            Q::Touch { shards, open } => {
+                // A live writer renews its lease on uploads it has not committed yet, and
+                // on the orphans it holds open. Only orphans already known are renewed:
+                // the map never grows with what a client sends.
                 let now = Instant::now();
                 let mut m = self.maint();
                 for id in shards {
                     m.placed.insert(id, now);
+                }
+                for ino in open {
+                    if let Some(seen) = m.orphan_seen.get_mut(&ino) {
+                        *seen = now;
+                    }
                 }
                 Ok(R::Unit)
             }

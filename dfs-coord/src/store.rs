@@ -349,6 +349,15 @@ macro_rules! read_methods {
             Ok(self.orphans.get(ino).wire()?.is_some())
         }
 
+        /// Every inode unlinked while open and not yet released.
+        pub fn orphans(&self) -> WireResult<Vec<Ino>> {
+            let mut out = Vec::new();
+            for item in self.orphans.iter().wire()? {
+                out.push(item.wire()?.0.value());
+            }
+            Ok(out)
+        }
+
         fn meta_get(&self, key: &str) -> WireResult<Option<Vec<u8>>> {
             Ok(self.meta.get(key).wire()?.map(|g| g.value().to_vec()))
         }

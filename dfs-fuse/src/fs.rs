@@ -694,29 +694,50 @@ impl<B: Backend> Fs<B> {
         .map(drop)
     }
 
-    /// Renews the lease on every shard this mount has stored but not yet committed. The
-    /// coordinator's garbage collector deletes shards that no file references once their
-    /// placement is older than its grace period; a long write (say, hours without an
+    /// Renews this mount's leases at the coordinator, every second: on every shard it has
+    /// stored but not yet committed, and on every file it unlinked while open.
+    ///
+    /// The coordinator's garbage collector deletes shards that no file references once
+    /// their placement is older than its grace period; a long write (say, hours without an
     /// fsync) would otherwise lose its early shards before the commit that references
-    /// them. Called every second by the mount.
+    /// them. Likewise it deletes an orphan inode (unlinked while open) that no mount has
+    /// named here for that grace: that is how the orphans of a mount that died are
+    /// reclaimed, so a live mount must keep naming its own.
     pub async fn touch_uncommitted(&self) -> WireResult<()> {
-        let files: Vec<Shared> = lock(&self.files).values().cloned().collect();
-        for f in files {
+        let files: Vec<(Ino, Shared)> = lock(&self.files)
+            .iter()
+            .map(|(ino, f)| (*ino, f.clone()))
+            .collect();
+        let mut open = Vec::new();
+        for (ino, f) in files {
             // Uploads finished while the file sat idle are filed here, which publishes
             // them in `leases`. A file whose lock is busy (a commit uploading) files its
             // uploads itself as they finish.
-            if let Ok(mut st) = f.try_lock() {
-                st.reap_uploads();
+            match f.try_lock() {
+                Ok(mut st) => {
+                    st.reap_uploads();
+                    if st.unlinked {
+                        open.push(ino);
+                    }
+                }
+                // Busy: it may be unlinked; naming a file that is not an orphan is harmless.
+                Err(_) => open.push(ino),
             }
         }
         // Read without any file's lock: a long commit must not stop its own shards'
         // lease from being renewed.
         let ids = self.ctx.leases.all();
-        for chunk in ids.chunks(dfs_proto::coord_msg::MAX_INVENTORY_PART) {
+        // In messages of at most MAX_INVENTORY_PART of each; none if there is nothing.
+        let max = dfs_proto::coord_msg::MAX_INVENTORY_PART;
+        let (mut ids, mut open) = (&ids[..], &open[..]);
+        while !ids.is_empty() || !open.is_empty() {
+            let (a, b) = (ids.len().min(max), open.len().min(max));
             self.meta(CoordRequest::Touch {
-                shards: chunk.to_vec(),
+                shards: ids[..a].to_vec(),
+                open: open[..b].to_vec(),
             })
             .await?;
+            (ids, open) = (&ids[a..], &open[b..]);
         }
         Ok(())
     }

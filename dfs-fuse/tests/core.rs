@@ -467,6 +467,44 @@ async fn unlinked_open_file_stays_readable_until_release() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlinked_open_file_lives_while_its_mount_renews_it_and_is_reclaimed_after() {
+    // A mount that dies with an unlinked file open never sends Release. The coordinator
+    // deletes such an orphan once no mount has named it in a Touch for the grace; a live
+    // mount names its own every second, however long it keeps the file open.
+    let grace = Duration::from_millis(300);
+    let coord = Coordinator::open_in_memory(CoordSettings {
+        replicas: 2,
+        min_copies: 2,
+        gc_grace: grace,
+        ..Default::default()
+    })
+    .unwrap();
+    let c = Cluster::with_coord(coord, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "f").await;
+    fs.write(fh, 0, b"still here").await.unwrap();
+    fs.flush(fh, ME).await.unwrap();
+    fs.unlink(ROOT_INO, "f").await.unwrap();
+    let maintain = || c.coord.maintain_once(std::time::Instant::now());
+    // Five graces with the mount alive.
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fs.touch_uncommitted().await.unwrap();
+        maintain().await.unwrap();
+    }
+    assert_eq!(fs.read(fh, 0, 100).await.unwrap(), b"still here");
+    let kept = c.meta(CoordRequest::GetAttr { ino }).await.unwrap();
+    assert!(matches!(kept, CoordResponse::Attr(a) if a.nlink == 0));
+    // The mount goes silent (as a killed one would): the orphan goes after the grace.
+    tokio::time::sleep(grace + Duration::from_millis(100)).await;
+    maintain().await.unwrap();
+    let gone = c.meta(CoordRequest::GetAttr { ino }).await.unwrap_err();
+    assert_eq!(gone.code, ErrorCode::NotFound);
+    // Its Release, should it come after all, is harmless.
+    fs.release(fh, ME).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_listing_spans_pages() {
     let c = Cluster::new(2, 2).await;
     let fs = fs(&c);

@@ -351,11 +351,18 @@ pub enum CoordRequest {
     ReportCorrupt { node: NodeId, id: ShardId },
     /// Consistency check of the shard map. -> `Fsck`.
     Fsck,
-    /// A writer still holds these shards stored but not yet committed: keep them. Garbage
-    /// collection treats a touched shard like one placed just now, so a live writer's
-    /// uploads are never collected however long its write takes; a dead writer's expire
-    /// one grace period after its last touch. -> `Unit`.
-    Touch { shards: Vec<ShardId> },
+    /// A live mount renews its leases, every second. `shards`: stored but not yet
+    /// committed; garbage collection treats a touched shard like one placed just now, so a
+    /// live writer's uploads are never collected however long its write takes. `open`:
+    /// files this mount still has open (at least every one it unlinked while open); an
+    /// orphan inode (unlinked while open) is deleted once no mount has named it here for
+    /// the grace period, so a mount that dies with an unlinked file open does not leak
+    /// it. A dead mount's leases expire one grace period (`--gc-grace`) after its last
+    /// touch. -> `Unit`.
+    Touch {
+        shards: Vec<ShardId>,
+        open: Vec<Ino>,
+    },
 
     // ---- administration (admin certificate only) -------------------------------------
     /// Every recorded location of each shard, whatever the state of the node (Up, Down,

@@ -217,7 +217,10 @@ fn samples() -> (
             first: true,
             last: true,
         },
-        CoordRequest::Touch { shards: vec![id] },
+        CoordRequest::Touch {
+            shards: vec![id],
+            open: vec![7],
+        },
         CoordRequest::Status,
         CoordRequest::Fsck,
     ];

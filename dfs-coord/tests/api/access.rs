@@ -146,7 +146,13 @@ fn every_request() -> Vec<(CoordRequest, &'static [Role])> {
             },
             &[C, A],
         ),
-        (Q::Touch { shards: vec![id] }, &[C, A]),
+        (
+            Q::Touch {
+                shards: vec![id],
+                open: vec![ROOT],
+            },
+            &[C, A],
+        ),
         (
             Q::Register {
                 node: NodeId(7),

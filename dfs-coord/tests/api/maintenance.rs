@@ -552,3 +552,55 @@ async fn aborted_writes_are_collected_from_their_targets_after_the_grace() {
         .collect();
     assert_eq!(sent, want);
 }
+
+#[tokio::test]
+async fn an_orphan_goes_one_grace_after_its_last_touch_and_only_its_own_touch_counts() {
+    let grace = Duration::from_millis(300);
+    let (t, _fake) = setup(
+        CoordSettings {
+            gc_grace: grace,
+            ..Default::default()
+        },
+        2,
+    )
+    .await;
+    let unlink_open = |name: &'static str| {
+        t.call(CoordRequest::Unlink {
+            parent: ROOT,
+            name: name.into(),
+            keep: true,
+        })
+    };
+    let (a, b) = (t.file(ROOT, "a").await, t.file(ROOT, "b").await);
+    let named = t.file(ROOT, "named").await;
+    unlink_open("a").await.unwrap();
+    unlink_open("b").await.unwrap();
+    let exists = |ino| t.call(CoordRequest::GetAttr { ino });
+
+    // The first pass starts each orphan's grace.
+    let t0 = Instant::now();
+    t.c.maintain_once(t0).await.unwrap();
+    // Within the grace, a touch renews `a` (a touch of a named file changes nothing).
+    tokio::time::sleep(grace / 2).await;
+    t.call(CoordRequest::Touch {
+        shards: vec![],
+        open: vec![a.ino, named.ino],
+    })
+    .await
+    .unwrap();
+    // Past b's grace but within a's renewed one.
+    t.c.maintain_once(t0 + grace + grace / 4).await.unwrap();
+    assert!(exists(a.ino).await.is_ok(), "a was touched");
+    assert_eq!(
+        exists(b.ino).await.unwrap_err().code,
+        ErrorCode::NotFound,
+        "nobody touched b"
+    );
+    // Nobody touches a any more.
+    t.c.maintain_once(t0 + 3 * grace).await.unwrap();
+    assert_eq!(exists(a.ino).await.unwrap_err().code, ErrorCode::NotFound);
+    assert!(
+        exists(named.ino).await.is_ok(),
+        "named files are never orphans"
+    );
+}
