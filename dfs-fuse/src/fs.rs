@@ -345,16 +345,22 @@ impl<B: Backend> Fs<B> {
 
     pub async fn unlink(&self, parent: Ino, name: &str) -> WireResult<()> {
         // If the file is open here, ask the coordinator to keep the inode until our last
-        // close: an open file stays readable after its last name is removed.
-        let target = match self
-            .meta(CoordRequest::Lookup {
-                parent,
-                name: name.into(),
-            })
-            .await
-        {
-            Ok(CoordResponse::Attr(a)) => Some(a.ino),
-            _ => None,
+        // close: an open file stays readable after its last name is removed. Finding out
+        // costs a lookup, which `rm -r` of a tree (nothing open) need not pay.
+        let nothing_open = lock(&self.files).is_empty();
+        let target = if nothing_open {
+            None
+        } else {
+            match self
+                .meta(CoordRequest::Lookup {
+                    parent,
+                    name: name.into(),
+                })
+                .await
+            {
+                Ok(CoordResponse::Attr(a)) => Some(a.ino),
+                _ => None,
+            }
         };
         let open = target.and_then(|ino| lock(&self.files).get(&ino).cloned());
         let keep = open.is_some();
