@@ -89,10 +89,19 @@ where
     T: DeserializeOwned,
 {
     let len = read_len(r, cap).await?;
-    let mut payload = Vec::new();
+    // Sized from the announced length, but at most PREALLOC: growing a Vec by doubling
+    // to 1 MiB copies ~1 MiB on the way, one more copy of every shard a mount reads. The
+    // cap keeps what a peer can make us allocate before it sends anything small; only
+    // clients read whole frames this way (servers read requests against a budget, in
+    // `rpc.rs`), and they read answers from a server they chose and authenticated.
+    let mut payload = Vec::with_capacity(len.min(PREALLOC) as usize);
     read_payload(r, len, &mut payload).await?;
     decode(&payload)
 }
+
+/// The most [`read_msg`] allocates before the bytes arrive: a default 1 MiB shard and its
+/// framing fit.
+const PREALLOC: u32 = (1 << 20) + (64 << 10);
 
 /// Reads a frame's length prefix and checks it against `cap`.
 pub async fn read_len<R: AsyncRead + Unpin>(r: &mut R, cap: u32) -> Result<u32, FrameError> {
