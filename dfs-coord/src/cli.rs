@@ -101,7 +101,8 @@ pub enum Command {
         #[arg(long, default_value = "5m", value_parser = parse_dur)]
         repair_grace: Duration,
         /// How long a shard no file uses is kept before its copies are deleted. Must be
-        /// longer than any write takes from storing shards to committing them.
+        /// longer than any write takes from storing shards to committing them. Also how
+        /// long a file unlinked while open outlives a mount that stops renewing it.
         #[arg(long, default_value = "10m", value_parser = parse_dur)]
         gc_grace: Duration,
         /// How long the shards of overwritten, truncated or deleted content are kept

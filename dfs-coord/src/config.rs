@@ -26,7 +26,9 @@ pub struct CoordSettings {
     pub repair_grace: Duration,
     /// How long a shard must stay unreferenced (or unknown on a node) before its copies
     /// are deleted. Covers writes in progress: a client stores shards first and commits
-    /// them afterwards, and in between they are referenced by nothing.
+    /// them afterwards, and in between they are referenced by nothing. Also the lease of
+    /// an orphan inode (unlinked while open): deleted once no mount has renewed it for
+    /// this long (`gc.rs`, `orphan_pass`).
     pub gc_grace: Duration,
     /// How long a shard whose last reference went away (a file overwritten, truncated or
     /// deleted) is kept before its copies are deleted. Shorter than `gc_grace`: a writer

@@ -333,9 +333,13 @@ impl Coordinator {
                 .collect()
         };
         for ino in due {
-            self.write(move |t| crate::namespace::release(t, ino))
+            let deleted = self
+                .write(move |t| crate::namespace::reclaim_orphan(t, ino))
                 .await?;
             self.maint().orphan_seen.remove(&ino);
+            if !deleted {
+                continue;
+            }
             let text = format!(
                 "gc: deleted orphan inode {ino} (unlinked while open; no mount has held it open for {} s)",
                 grace.as_secs()

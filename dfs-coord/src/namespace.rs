@@ -302,6 +302,16 @@ pub(crate) fn unlink(
     touch_dir(t, parent, 0, now)
 }
 
+/// An orphan's lease expired (its mount is gone): delete the inode if it still has no
+/// name. Returns whether it did. Either way the inode is no longer an orphan.
+pub(crate) fn reclaim_orphan(t: &mut Tables<'_>, ino: Ino) -> WireResult<bool> {
+    match t.inode(ino)? {
+        Some(n) if n.nlink == 0 => delete_inode(t, ino).map(|()| true),
+        // Named again, or already gone: only the stale orphan entry goes.
+        _ => t.set_orphan(ino, false).map(|()| false),
+    }
+}
+
 /// The last open handle of an inode is closed: delete it if it has no name left.
 pub(crate) fn release(t: &mut Tables<'_>, ino: Ino) -> WireResult<()> {
     match t.inode(ino)? {

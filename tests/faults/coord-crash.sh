@@ -40,7 +40,7 @@ say "client killed after storing 64 MiB of a new version of doc, before the comm
 rm -f "$DIR/placed"
 new_version >/dev/null 2>&1 &
 writer=$!
-wait_for_file "$DIR/placed" || fail "writer did not start"
+wait_for_file "$DIR/placed" 60 || fail "writer did not store its 64 MiB within 60 s"
 kill -KILL "$mount_pid"
 wait $writer || true
 "$CLUSTER" up "$DIR" >/dev/null
@@ -53,7 +53,7 @@ say "writer stores 64 MiB of a new version of doc, coordinator killed before the
 rm -f "$DIR/placed"
 new_version &
 writer=$!
-wait_for_file "$DIR/placed" || fail "writer did not start"
+wait_for_file "$DIR/placed" 60 || fail "writer did not store its 64 MiB within 60 s"
 kill -KILL "$(cat "$DIR/pids/coord.pid")"
 t0=$(date +%s.%N)
 if stat "$M/synced-1" >/dev/null 2>"$DIR/stat.err"; then fail "stat succeeded with the coordinator down?"; fi

@@ -32,7 +32,8 @@ PY
 }
 # lt A B: A < B (decimals)
 lt() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a < b)}'; }
-wait_for_file() { for _ in $(seq 200); do [[ -e $1 ]] && return 0; sleep 0.05; done; return 1; }
+# wait_for_file PATH [SECONDS]: until PATH exists (default 10 s).
+wait_for_file() { local n=$(( ${2:-10} * 20 )); for _ in $(seq "$n"); do [[ -e $1 ]] && return 0; sleep 0.05; done; return 1; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 # Cluster status and fsck as JSON (needs a cluster started by cluster.sh in $DIR).
 coord_addr() { (source "$DIR/cluster.conf"; echo "127.0.0.1:$PORT"); }
