@@ -26,8 +26,8 @@ pub struct Args {
     /// Name of this client's certificate (NAME.crt / NAME.key in --certs).
     #[arg(long, default_value = "client")]
     pub cert_name: String,
-    /// Bytes of whole shards cached in memory for readers.
-    #[arg(long, default_value_t = 64 << 20)]
+    /// Bytes of whole shards cached in memory for readers (`67108864`, `64M`, `1G`).
+    #[arg(long, value_name = "BYTES", value_parser = size, default_value = "64M")]
     pub cache_bytes: usize,
     /// Shard uploads in flight across the mount (each holds one shard in memory).
     #[arg(long, default_value_t = 8)]
@@ -35,12 +35,12 @@ pub struct Args {
     /// Dirty bytes buffered per file before uploading ahead of close/fsync. Small writes
     /// into stored data are kept as sparse patches (only the bytes written) and flushed,
     /// fullest shard first, once a budget is exceeded.
-    #[arg(long, default_value_t = crate::fs::DEFAULT_MAX_DIRTY)]
+    #[arg(long, value_name = "BYTES", value_parser = size, default_value_t = crate::fs::DEFAULT_MAX_DIRTY)]
     pub max_dirty: usize,
     /// Dirty bytes buffered by all open files of the mount together; with --cache-bytes
     /// and --upload-slots (each slot up to ~3 shards while it patches and stores one) it
     /// bounds the mount's memory.
-    #[arg(long, default_value_t = crate::fs::DEFAULT_MAX_DIRTY)]
+    #[arg(long, value_name = "BYTES", value_parser = size, default_value_t = crate::fs::DEFAULT_MAX_DIRTY)]
     pub max_dirty_total: usize,
     /// Deadline of one request to a storage node, in milliseconds. A node that misses it
     /// is skipped for the next holder, so it bounds how long one read or write can stall
@@ -94,6 +94,13 @@ impl Args {
     }
 }
 
+/// A byte count as the coordinator and the nodes take them: plain digits or with a unit
+/// (`512K`, `64M`, `1G`; powers of 1024).
+fn size(s: &str) -> Result<usize, String> {
+    let n = dfs_ops::units::parse_size(s)?;
+    usize::try_from(n).map_err(|_| format!("{s:?} is too large for this machine"))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -116,5 +123,27 @@ mod tests {
             (a.coord.as_str(), a.cache_bytes),
             ("10.0.0.1:7000", 64 << 20)
         );
+        assert_eq!((a.max_dirty, a.max_dirty_total), (64 << 20, 64 << 20));
+    }
+
+    #[test]
+    fn sizes_take_units_like_the_other_daemons() {
+        let a = Args::try_parse_from([
+            "dfs-fuse",
+            "/mnt/dfs",
+            "--cache-bytes",
+            "32M",
+            "--max-dirty",
+            "1048576",
+            "--max-dirty-total",
+            "1GiB",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.cache_bytes, a.max_dirty, a.max_dirty_total),
+            (32 << 20, 1 << 20, 1 << 30)
+        );
+        let bad = Args::try_parse_from(["dfs-fuse", "/m", "--cache-bytes", "lots"]);
+        assert!(bad.unwrap_err().to_string().contains("not a size"));
     }
 }
