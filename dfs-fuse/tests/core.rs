@@ -58,6 +58,18 @@ impl Cluster {
         Cluster::with_coord(coord, nodes).await
     }
 
+    /// Two nodes, R = 2, and garbage collection after `grace` (tests of leases).
+    async fn with_gc_grace(grace: Duration) -> Arc<Cluster> {
+        let coord = Coordinator::open_in_memory(CoordSettings {
+            replicas: 2,
+            min_copies: 2,
+            gc_grace: grace,
+            ..Default::default()
+        })
+        .unwrap();
+        Cluster::with_coord(coord, 2).await
+    }
+
     async fn with_coord(coord: Arc<Coordinator>, nodes: u64) -> Arc<Cluster> {
         let c = Arc::new(Cluster {
             coord,
@@ -500,14 +512,7 @@ async fn an_unlinked_open_file_lives_while_its_mount_renews_it_and_is_reclaimed_
     // deletes such an orphan once no mount has named it in a Touch for the grace; a live
     // mount names its own every second, however long it keeps the file open.
     let grace = Duration::from_millis(300);
-    let coord = Coordinator::open_in_memory(CoordSettings {
-        replicas: 2,
-        min_copies: 2,
-        gc_grace: grace,
-        ..Default::default()
-    })
-    .unwrap();
-    let c = Cluster::with_coord(coord, 2).await;
+    let c = Cluster::with_gc_grace(grace).await;
     let fs = fs(&c);
     let (ino, fh) = new_file(&fs, "f").await;
     fs.write(fh, 0, b"still here").await.unwrap();
@@ -627,14 +632,7 @@ async fn a_long_uncommitted_write_survives_garbage_collection() {
     // A writer that keeps uploads uncommitted for several graces must not lose them: the
     // mount renews its lease with Touch.
     let grace = Duration::from_millis(300);
-    let coord = Coordinator::open_in_memory(CoordSettings {
-        replicas: 2,
-        min_copies: 2,
-        gc_grace: grace,
-        ..Default::default()
-    })
-    .unwrap();
-    let c = Cluster::with_coord(coord, 2).await;
+    let c = Cluster::with_gc_grace(grace).await;
     c.coord.set_node_sender(Arc::new(Sender(c.clone())));
     let fs = fs(&c);
     let (ino, fh) = new_file(&fs, "f").await;
@@ -658,14 +656,7 @@ async fn a_slow_commit_keeps_the_lease_on_its_own_shards() {
     // renewal must not need that lock, or a commit slower than the grace would see its
     // shards collected before the coordinator records them.
     let grace = Duration::from_millis(300);
-    let coord = Coordinator::open_in_memory(CoordSettings {
-        replicas: 2,
-        min_copies: 2,
-        gc_grace: grace,
-        ..Default::default()
-    })
-    .unwrap();
-    let c = Cluster::with_coord(coord, 2).await;
+    let c = Cluster::with_gc_grace(grace).await;
     c.coord.set_node_sender(Arc::new(Sender(c.clone())));
     let fs = fs(&c);
     let (ino, fh) = new_file(&fs, "f").await;
