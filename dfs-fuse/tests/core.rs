@@ -506,6 +506,20 @@ async fn unlink_asks_whether_the_file_is_open_only_when_something_is() {
     }
 }
 
+/// 1.5 s of a live mount against a cluster made by `Cluster::with_gc_grace(300 ms)`: the
+/// mount renews its leases every 100 ms and the coordinator runs maintenance (garbage
+/// collection included) after each renewal.
+async fn live_mount_for_5_graces(c: &Cluster, fs: &Fs<Cluster>) {
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fs.touch_uncommitted().await.unwrap();
+        c.coord
+            .maintain_once(std::time::Instant::now())
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unlinked_open_file_lives_while_its_mount_renews_it_and_is_reclaimed_after() {
     // A mount that dies with an unlinked file open never sends Release. The coordinator
@@ -518,19 +532,16 @@ async fn an_unlinked_open_file_lives_while_its_mount_renews_it_and_is_reclaimed_
     fs.write(fh, 0, b"still here").await.unwrap();
     fs.flush(fh, ME).await.unwrap();
     fs.unlink(ROOT_INO, "f").await.unwrap();
-    let maintain = || c.coord.maintain_once(std::time::Instant::now());
-    // Five graces with the mount alive.
-    for _ in 0..15 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        fs.touch_uncommitted().await.unwrap();
-        maintain().await.unwrap();
-    }
+    live_mount_for_5_graces(&c, &fs).await;
     assert_eq!(fs.read(fh, 0, 100).await.unwrap(), b"still here");
     let kept = c.meta(CoordRequest::GetAttr { ino }).await.unwrap();
     assert!(matches!(kept, CoordResponse::Attr(a) if a.nlink == 0));
     // The mount goes silent (as a killed one would): the orphan goes after the grace.
     tokio::time::sleep(grace + Duration::from_millis(100)).await;
-    maintain().await.unwrap();
+    c.coord
+        .maintain_once(std::time::Instant::now())
+        .await
+        .unwrap();
     let gone = c.meta(CoordRequest::GetAttr { ino }).await.unwrap_err();
     assert_eq!(gone.code, ErrorCode::NotFound);
     // Its Release, should it come after all, is harmless.
@@ -638,14 +649,7 @@ async fn a_long_uncommitted_write_survives_garbage_collection() {
     let (ino, fh) = new_file(&fs, "f").await;
     let data = pattern(3 * MIB, 11);
     fs.write(fh, 0, &data).await.unwrap(); // three full shards upload in the background
-    for _ in 0..15 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        fs.touch_uncommitted().await.unwrap();
-        c.coord
-            .maintain_once(std::time::Instant::now())
-            .await
-            .unwrap();
-    }
+    live_mount_for_5_graces(&c, &fs).await;
     fs.release(fh, ME).await.unwrap();
     assert_eq!(read_all(&self::fs(&c), ino).await, data);
 }
@@ -663,16 +667,7 @@ async fn a_slow_commit_keeps_the_lease_on_its_own_shards() {
     let data = pattern(3 * MIB, 12);
     fs.write(fh, 0, &data).await.unwrap();
     *c.commit_delay.lock().unwrap() = Duration::from_millis(1500);
-    let renew = async {
-        for _ in 0..15 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            fs.touch_uncommitted().await.unwrap();
-            c.coord
-                .maintain_once(std::time::Instant::now())
-                .await
-                .unwrap();
-        }
-    };
+    let renew = live_mount_for_5_graces(&c, &fs);
     let (closed, ()) = tokio::join!(fs.release(fh, ME), renew);
     closed.unwrap();
     *c.commit_delay.lock().unwrap() = Duration::ZERO;
