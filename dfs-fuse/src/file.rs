@@ -159,8 +159,6 @@ pub struct FileState {
     lease_key: u64,
     /// Time of the last write, committed as the file's mtime.
     mtime: Option<NanoTime>,
-    /// Open handles on this mount.
-    pub handles: u32,
     /// Unlinked while open: tell the coordinator when the last handle closes.
     pub unlinked: bool,
 }
@@ -209,7 +207,6 @@ impl FileState {
             leases: Arc::new(Leases::default()),
             lease_key: 0,
             mtime: None,
-            handles: 0,
             unlinked: false,
         })
     }

@@ -68,6 +68,21 @@ type Shared = Arc<tokio::sync::Mutex<FileState>>;
 /// program consumes the current one, few enough not to flush the cache.
 const READAHEAD_SHARDS: u64 = 2;
 
+/// A regular file open on this mount.
+///
+/// The handle count lives here, under the `files` lock, and not in the `FileState`: an
+/// open that finds the file and a release that drops its last handle must agree, in one
+/// critical section, on whether the state is still the mount's. (With the count inside
+/// the state, a release could take it to zero and drop the entry while an open that had
+/// already found the entry waited for the state's lock; that open then wrote into a state
+/// nothing else could see, and a later truncate or stat went to a fresh one: lost sizes
+/// and stale bytes under fsx. The kernel sends release asynchronously, after close()
+/// has returned, so the next open of the same file races it.)
+struct OpenFile {
+    state: Shared,
+    handles: u32,
+}
+
 struct Handle {
     ino: Ino,
     file: Shared,
@@ -89,8 +104,8 @@ pub struct Fs<B: Backend> {
     /// Its backend is wrapped in `Watched`, so every change marks `lookups` stale.
     ctx: Ctx<Watched<B>>,
     lookups: Arc<LookupCache>,
-    /// Open regular files by inode.
-    files: Mutex<HashMap<Ino, Shared>>,
+    /// Open regular files by inode, with their number of open handles on this mount.
+    files: Mutex<HashMap<Ino, OpenFile>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     dirs: Mutex<HashMap<u64, Arc<DirSnapshot>>>,
     next_fh: AtomicU64,
@@ -161,25 +176,30 @@ impl<B: Backend> Fs<B> {
     }
 
     /// Overlays local, uncommitted state on attributes from the coordinator.
+    ///
+    /// `attr` may be older than the file's state: a commit (a release's, say) can finish
+    /// between the coordinator's answer and this lock. The content generation tells which
+    /// is newer; a stale answer must not roll the size back.
     async fn overlay(&self, attr: Attr) -> Attr {
-        let file = lock(&self.files).get(&attr.ino).cloned();
-        match file {
-            Some(f) => {
-                let st = f.lock().await;
-                if st.has_changes() {
-                    let mut a = st.local_attr();
-                    // Metadata (mode, owner, links) from the fresher answer.
-                    a.perm = attr.perm;
-                    a.uid = attr.uid;
-                    a.gid = attr.gid;
-                    a.nlink = attr.nlink;
-                    a.ctime = a.ctime.max(attr.ctime);
-                    a
-                } else {
-                    attr
-                }
+        let Some(f) = self.open_file(attr.ino) else {
+            return attr;
+        };
+        let st = f.lock().await;
+        if st.has_changes() {
+            let mut a = st.local_attr();
+            if attr.generation >= st.attr.generation {
+                // Metadata (mode, owner, links) from the fresher answer.
+                a.perm = attr.perm;
+                a.uid = attr.uid;
+                a.gid = attr.gid;
+                a.nlink = attr.nlink;
+                a.ctime = a.ctime.max(attr.ctime);
             }
-            None => attr,
+            a
+        } else if st.attr.generation > attr.generation {
+            st.local_attr()
+        } else {
+            attr
         }
     }
 
@@ -236,7 +256,7 @@ impl<B: Backend> Fs<B> {
             Err(e) => {
                 // An open file whose last name is gone may no longer exist on the
                 // coordinator (e.g. replaced by a rename); fstat still works on Linux.
-                let file = lock(&self.files).get(&ino).cloned();
+                let file = self.open_file(ino);
                 match file {
                     Some(f) if e.code == dfs_proto::ErrorCode::NotFound => {
                         Ok(f.lock().await.local_attr())
@@ -248,7 +268,7 @@ impl<B: Backend> Fs<B> {
     }
 
     pub async fn setattr(&self, ino: Ino, caller: Caller, set: SetAttrs) -> WireResult<Attr> {
-        let file = lock(&self.files).get(&ino).cloned();
+        let file = self.open_file(ino);
         if let (Some(f), Some(_)) = (&file, set.size) {
             // Truncate of a file open here: commit what is buffered first so the
             // coordinator's truncation applies to the newest content, then reload.
@@ -362,7 +382,7 @@ impl<B: Backend> Fs<B> {
                 _ => None,
             }
         };
-        let open = target.and_then(|ino| lock(&self.files).get(&ino).cloned());
+        let open = target.and_then(|ino| self.open_file(ino));
         let keep = open.is_some();
         self.meta(CoordRequest::Unlink {
             parent,
@@ -507,17 +527,12 @@ impl<B: Backend> Fs<B> {
     /// since this mount last opened it. Otherwise the caller must make the kernel forget
     /// them before the open returns; that is what makes close-to-open hold.
     pub async fn open(&self, ino: Ino) -> WireResult<(u64, bool)> {
-        let existing = lock(&self.files).get(&ino).cloned();
-        let (file, keep_cache) = match existing {
-            Some(f) => {
-                // Open here already: its state is the freshest view this mount has.
-                f.lock().await.handles += 1;
-                (f, true)
-            }
+        let (file, keep_cache) = match self.join_open(ino) {
+            // Open here already: its state is the freshest view this mount has.
+            Some(f) => (f, true),
             None => {
                 // Close-to-open: every first open fetches the committed layout afresh.
                 let mut st = FileState::load(&*self.ctx.backend, ino).await?;
-                st.handles = 1;
                 st.attach_budget(self.ctx.dirty_total.clone());
                 st.attach_leases(self.ctx.leases.clone());
                 let keep = {
@@ -528,24 +543,14 @@ impl<B: Backend> Fs<B> {
                     seen.insert(ino, st.attr.generation) == Some(st.attr.generation)
                 };
                 let f = Arc::new(tokio::sync::Mutex::new(st));
-                let raced = {
-                    let mut files = lock(&self.files);
-                    match files.get(&ino) {
-                        Some(other) => Some(other.clone()),
-                        None => {
-                            files.insert(ino, f.clone());
-                            None
-                        }
-                    }
-                };
-                match raced {
-                    // Lost a race with another open of the same file: join it.
-                    Some(other) => {
-                        other.lock().await.handles += 1;
-                        (other, keep)
-                    }
-                    None => (f, keep),
-                }
+                let mut files = lock(&self.files);
+                let entry = files.entry(ino).or_insert_with(|| OpenFile {
+                    state: f,
+                    handles: 0,
+                });
+                // If another open of the same file won the race, this joins its state.
+                entry.handles += 1;
+                (entry.state.clone(), keep)
             }
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -558,6 +563,19 @@ impl<B: Backend> Fs<B> {
             }),
         );
         Ok((fh, keep_cache))
+    }
+
+    /// The state of `ino` if it is open on this mount.
+    fn open_file(&self, ino: Ino) -> Option<Shared> {
+        lock(&self.files).get(&ino).map(|f| f.state.clone())
+    }
+
+    /// One more handle on `ino`'s state, if it is open on this mount.
+    fn join_open(&self, ino: Ino) -> Option<Shared> {
+        let mut files = lock(&self.files);
+        let f = files.get_mut(&ino)?;
+        f.handles += 1;
+        Some(f.state.clone())
     }
 
     fn handle(&self, fh: u64) -> WireResult<Arc<Handle>> {
@@ -633,12 +651,22 @@ impl<B: Backend> Fs<B> {
         let mut st = h.file.lock().await;
         // Normally flush already committed; this catches writes through mmap and errors.
         let r = st.commit(&self.ctx, caller).await;
-        st.handles = st.handles.saturating_sub(1);
-        if st.handles == 0 {
-            lock(&self.files).remove(&h.ino);
-            if st.unlinked {
-                let _ = self.meta(CoordRequest::Release { ino: h.ino }).await;
+        let last = {
+            let mut files = lock(&self.files);
+            match files.get_mut(&h.ino) {
+                Some(f) if Arc::ptr_eq(&f.state, &h.file) => {
+                    f.handles = f.handles.saturating_sub(1);
+                    let last = f.handles == 0;
+                    if last {
+                        files.remove(&h.ino);
+                    }
+                    last
+                }
+                _ => false,
             }
+        };
+        if last && st.unlinked {
+            let _ = self.meta(CoordRequest::Release { ino: h.ino }).await;
         }
         r
     }
@@ -712,7 +740,7 @@ impl<B: Backend> Fs<B> {
     pub async fn touch_uncommitted(&self) -> WireResult<()> {
         let files: Vec<(Ino, Shared)> = lock(&self.files)
             .iter()
-            .map(|(ino, f)| (*ino, f.clone()))
+            .map(|(ino, f)| (*ino, f.state.clone()))
             .collect();
         let mut open = Vec::new();
         for (ino, f) in files {
@@ -750,7 +778,10 @@ impl<B: Backend> Fs<B> {
 
     /// Commits every open file's buffered writes (at unmount).
     pub async fn flush_all(&self) -> WireResult<()> {
-        let files: Vec<Shared> = lock(&self.files).values().cloned().collect();
+        let files: Vec<Shared> = lock(&self.files)
+            .values()
+            .map(|f| f.state.clone())
+            .collect();
         let mut first = Ok(());
         for f in files {
             let mut st = f.lock().await;

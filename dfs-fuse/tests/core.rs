@@ -1,259 +1,20 @@
 #![allow(clippy::unwrap_used)]
-//! The filesystem core against an in-process cluster: the real coordinator logic (redb
-//! in memory) and in-memory storage nodes. No kernel, no network: these tests pin down
-//! the write buffering, commit, read planning and failover logic of `dfs-fuse`.
+//! The filesystem core against an in-process cluster (`common`): the real coordinator
+//! logic (redb in memory) and in-memory storage nodes. No kernel, no network: these tests
+//! pin down the write buffering, commit, read planning and failover logic of `dfs-fuse`.
 
-use dfs_coord::{CoordSettings, Coordinator};
+mod common;
+use common::*;
 use dfs_fuse::backend::Backend;
 use dfs_fuse::fs::{Fs, FsConfig};
 use dfs_fuse::lookup_cache;
-use dfs_proto::coord_msg::{Caller, CoordRequest, CoordResponse, FileKind, SetAttrs, XattrMode};
-use dfs_proto::node_msg::{NodeRequest, NodeResponse, NodeStats};
-use dfs_proto::pki::Role;
-use dfs_proto::rpc::Peer;
-use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult, ROOT_INO};
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use dfs_proto::coord_msg::{CoordRequest, CoordResponse, FileKind, SetAttrs, XattrMode};
+use dfs_proto::node_msg::NodeRequest;
+use dfs_proto::{ErrorCode, ShardId, ROOT_INO};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
-
-const ME: Caller = Caller {
-    uid: 1000,
-    gid: 1000,
-};
-const MIB: usize = 1 << 20;
-
-/// Coordinator in-process; nodes are hash maps keyed by address.
-struct Cluster {
-    coord: Arc<Coordinator>,
-    nodes: Mutex<HashMap<String, HashMap<ShardId, Vec<u8>>>>,
-    down: Mutex<HashSet<String>>,
-    /// Requests per node address, to check what was (not) fetched.
-    gets: Mutex<Vec<(String, bool)>>,
-    /// Lookup requests the coordinator answered, to check what the mount answered itself.
-    lookups: AtomicU64,
-    /// GetXattr requests the coordinator answered.
-    xattr_gets: AtomicU64,
-    /// Commit requests wait this long first (a coordinator under load).
-    commit_delay: Mutex<Duration>,
-    /// IDs of the shards fetched whole, in order.
-    whole_gets: Mutex<Vec<ShardId>>,
-}
-
-fn peer(role: Role) -> Peer {
-    Peer {
-        addr: "127.0.0.1:1".parse().unwrap(),
-        roles: vec![role],
-    }
-}
-
-impl Cluster {
-    async fn new(nodes: u64, replicas: u32) -> Arc<Cluster> {
-        let coord = Coordinator::open_in_memory(CoordSettings {
-            replicas,
-            min_copies: replicas,
-            ..Default::default()
-        })
-        .unwrap();
-        Cluster::with_coord(coord, nodes).await
-    }
-
-    /// Two nodes, R = 2, and garbage collection after `grace` (tests of leases).
-    async fn with_gc_grace(grace: Duration) -> Arc<Cluster> {
-        let coord = Coordinator::open_in_memory(CoordSettings {
-            replicas: 2,
-            min_copies: 2,
-            gc_grace: grace,
-            ..Default::default()
-        })
-        .unwrap();
-        Cluster::with_coord(coord, 2).await
-    }
-
-    async fn with_coord(coord: Arc<Coordinator>, nodes: u64) -> Arc<Cluster> {
-        let c = Arc::new(Cluster {
-            coord,
-            nodes: Mutex::new(HashMap::new()),
-            down: Mutex::new(HashSet::new()),
-            gets: Mutex::new(Vec::new()),
-            lookups: AtomicU64::new(0),
-            xattr_gets: AtomicU64::new(0),
-            commit_delay: Mutex::new(Duration::ZERO),
-            whole_gets: Mutex::new(Vec::new()),
-        });
-        for k in 1..=nodes {
-            let addr = format!("mem-{k}");
-            c.nodes.lock().unwrap().insert(addr.clone(), HashMap::new());
-            let stats = NodeStats {
-                capacity: 1 << 40,
-                used: 0,
-                free: 1 << 40,
-                shards: 0,
-            };
-            c.coord
-                .handle(
-                    &peer(Role::Node),
-                    CoordRequest::Register {
-                        node: NodeId(k),
-                        addr,
-                        stats,
-                    },
-                )
-                .await
-                .unwrap();
-            c.coord
-                .handle(
-                    &peer(Role::Node),
-                    CoordRequest::Inventory {
-                        node: NodeId(k),
-                        shards: vec![],
-                        first: true,
-                        last: true,
-                    },
-                )
-                .await
-                .unwrap();
-        }
-        c
-    }
-
-    fn corrupt_everywhere(&self, id: &ShardId) {
-        for shards in self.nodes.lock().unwrap().values_mut() {
-            if let Some(d) = shards.get_mut(id) {
-                d[0] ^= 1;
-            }
-        }
-    }
-}
-
-impl Backend for Cluster {
-    async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
-        match req {
-            CoordRequest::Lookup { .. } => self.lookups.fetch_add(1, Ordering::SeqCst),
-            CoordRequest::GetXattr { .. } => self.xattr_gets.fetch_add(1, Ordering::SeqCst),
-            CoordRequest::Commit { .. } => {
-                let delay = *self.commit_delay.lock().unwrap();
-                tokio::time::sleep(delay).await;
-                0
-            }
-            _ => 0,
-        };
-        self.coord.handle(&peer(Role::Client), req).await
-    }
-
-    async fn node(
-        &self,
-        addr: &str,
-        req: &NodeRequest,
-        _deadline: Duration,
-    ) -> WireResult<NodeResponse> {
-        if self.down.lock().unwrap().contains(addr) {
-            return Err(WireError::unavailable(format!("{addr} is down")));
-        }
-        let mut nodes = self.nodes.lock().unwrap();
-        let store = nodes
-            .get_mut(addr)
-            .ok_or_else(|| WireError::unavailable("no such node"))?;
-        match req {
-            NodeRequest::Put { id, data } => {
-                if !id.matches(data) {
-                    return Err(WireError::corrupt("hash mismatch"));
-                }
-                store.insert(*id, data.clone());
-                Ok(NodeResponse::Stored)
-            }
-            NodeRequest::Get { id, range } => {
-                self.gets
-                    .lock()
-                    .unwrap()
-                    .push((addr.to_string(), range.is_none()));
-                if range.is_none() {
-                    self.whole_gets.lock().unwrap().push(*id);
-                }
-                let d = store
-                    .get(id)
-                    .ok_or_else(|| WireError::not_found("no shard"))?;
-                match range {
-                    None => Ok(NodeResponse::Data(d.clone())),
-                    Some(r) => {
-                        // Like a node's per-block verification: corrupt bytes are refused.
-                        if !id.matches(d) {
-                            return Err(WireError::corrupt("block checksum mismatch"));
-                        }
-                        let (o, l) = (r.offset as usize, r.len as usize);
-                        d.get(o..o + l)
-                            .map(|s| NodeResponse::Data(s.to_vec()))
-                            .ok_or_else(|| WireError::invalid("range"))
-                    }
-                }
-            }
-            NodeRequest::Delete { id } => store
-                .remove(id)
-                .map(|_| NodeResponse::Deleted)
-                .ok_or_else(|| WireError::not_found("x")),
-            NodeRequest::Status | NodeRequest::Replicate { .. } => {
-                Err(WireError::invalid("not needed"))
-            }
-        }
-    }
-}
-
-fn fs(c: &Arc<Cluster>) -> Fs<Cluster> {
-    Fs::new(
-        c.clone(),
-        FsConfig {
-            cache_bytes: 8 * MIB,
-            upload_slots: 4,
-            max_dirty: 4 * MIB,
-            max_dirty_total: 8 * MIB,
-            node_deadline: Duration::from_secs(1),
-            ..FsConfig::default()
-        },
-    )
-}
-
-/// A mount whose lookup cache keeps listings for `ttl`.
-fn fs_with_ttl(c: &Arc<Cluster>, ttl: Duration) -> Fs<Cluster> {
-    Fs::new(
-        c.clone(),
-        FsConfig {
-            lookup_ttl: ttl,
-            ..FsConfig::default()
-        },
-    )
-}
-
-/// Pseudo-random bytes (xorshift), so no two shards of a file are identical.
-fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-async fn new_file(fs: &Fs<Cluster>, name: &str) -> (u64, u64) {
-    let (a, fh) = fs.create(ROOT_INO, name, 0o644, ME).await.unwrap();
-    (a.ino, fh)
-}
-
-async fn read_all(fs: &Fs<Cluster>, ino: u64) -> Vec<u8> {
-    let (fh, _) = fs.open(ino).await.unwrap();
-    let mut out = Vec::new();
-    loop {
-        let d = fs.read(fh, out.len() as u64, 128 * 1024).await.unwrap();
-        if d.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&d);
-    }
-    fs.release(fh, ME).await.unwrap();
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_write_then_read_back() {
@@ -1120,4 +881,62 @@ async fn a_failed_patch_upload_keeps_the_patches_for_retry() {
     fs.flush(fh, ME).await.unwrap();
     fs.release(fh, ME).await.unwrap();
     assert_eq!(read_all(&self::fs(&c), ino).await, want);
+}
+
+/// The kernel sends release after close() has returned, so a program's next open of the
+/// same file can reach the mount while that release is still committing. The open must
+/// join the file's one state: it once joined a state the release then dropped from the
+/// mount, and its writes were invisible to stat and undone by the next truncate (fsx: lost
+/// sizes, old bytes back after a truncate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_racing_the_last_release_shares_the_files_state() {
+    let c = Cluster::new(2, 2).await;
+    let fs = Arc::new(fs(&c));
+    let (ino, fh) = new_file(&fs, "race").await;
+    fs.write(fh, 0, &pattern(1000, 1)).await.unwrap();
+    // The release's commit is slow: the open below arrives while it holds the state.
+    *c.commit_delay.lock().unwrap() = Duration::from_millis(300);
+    let release = tokio::spawn({
+        let fs = fs.clone();
+        async move { fs.release(fh, ME).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (fh2, _) = fs.open(ino).await.unwrap();
+    release.await.unwrap();
+    *c.commit_delay.lock().unwrap() = Duration::ZERO;
+    // Past the end, into the state the open joined: stat must see it at once.
+    fs.write(fh2, 5000, b"tail").await.unwrap();
+    assert_eq!(fs.getattr(ino).await.unwrap().size, 5004);
+    // A truncate must cut this handle's buffered bytes, not commit under them.
+    let set = SetAttrs {
+        size: Some(100),
+        ..Default::default()
+    };
+    assert_eq!(fs.setattr(ino, ME, set).await.unwrap().size, 100);
+    fs.flush(fh2, ME).await.unwrap();
+    fs.release(fh2, ME).await.unwrap();
+    assert_eq!(read_all(&self::fs(&c), ino).await, pattern(100, 1));
+}
+
+/// A stat whose coordinator answer predates a commit that finishes while the stat waits
+/// for the file's lock must not show the old size: the commit's attributes are newer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stat_answered_before_a_commit_does_not_roll_the_size_back() {
+    let c = Cluster::new(2, 2).await;
+    let fs = Arc::new(fs(&c));
+    let (ino, fh) = new_file(&fs, "stale").await;
+    fs.write(fh, 0, &pattern(3000, 2)).await.unwrap();
+    *c.commit_delay.lock().unwrap() = Duration::from_millis(300);
+    let flush = tokio::spawn({
+        let fs = fs.clone();
+        async move { fs.flush(fh, ME).await.unwrap() }
+    });
+    // The coordinator answers GetAttr with size 0 (nothing committed yet); by the time
+    // the answer is overlaid, the commit of 3000 bytes has finished.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(fs.getattr(ino).await.unwrap().size, 3000);
+    flush.await.unwrap();
+    *c.commit_delay.lock().unwrap() = Duration::ZERO;
+    assert_eq!(fs.getattr(ino).await.unwrap().size, 3000);
+    fs.release(fh, ME).await.unwrap();
 }
