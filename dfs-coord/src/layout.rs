@@ -93,7 +93,7 @@ pub(crate) fn get_layout(
     limit: u32,
     shard_size: u32,
     up: &UpNodes,
-    draining: &[NodeId],
+    last: &[NodeId],
 ) -> WireResult<Layout> {
     let node = r.must_inode(ino)?;
     check_file(node.kind, ino)?;
@@ -105,9 +105,9 @@ pub(crate) fn get_layout(
             Some(rec) => live_holders(&rec.locations, up),
             None => Vec::new(),
         };
-        // Readers try holders in order: send them to a draining node last, since its
-        // copy is about to be deleted.
-        holders.sort_by_key(|h| draining.contains(&h.id));
+        // Readers try holders in order: send them to `last` (a draining node, whose copy
+        // is about to be deleted, or one not heard from since a restart) last.
+        holders.sort_by_key(|h| last.contains(&h.id));
         shards.push(LayoutShard {
             index,
             id,

@@ -30,6 +30,10 @@ use tracing::{info, warn};
 /// heartbeat arrives to report the real figure.
 pub(crate) const RESERVATION_TTL: Duration = Duration::from_secs(10);
 
+/// How long after a coordinator starts the nodes it knows from its store, but has not
+/// heard from yet, are offered to readers (see [`Registry::unconfirmed`]).
+pub(crate) const UNCONFIRMED_READ_WINDOW: Duration = Duration::from_secs(60);
+
 #[derive(Debug)]
 pub(crate) struct NodeEntry {
     pub addr: String,
@@ -275,6 +279,26 @@ impl Registry {
         self.nodes
             .iter()
             .filter(|(_, e)| e.state == NodeState::Up)
+            .map(|(id, e)| (*id, e.addr.clone()))
+            .collect()
+    }
+
+    /// Nodes known from the store that have not been heard from since this coordinator
+    /// started, during its first `window`. Readers are offered them as holders of the
+    /// shards they are recorded with, after the live ones: a coordinator restart loses
+    /// only the registry, not the nodes, which are almost always still there and
+    /// register again within a second. Without this, every read in that second fails for
+    /// want of a live holder. A reader verifies what it gets, and a node that is really
+    /// gone costs it one node deadline before the next holder; no writes go there.
+    pub fn unconfirmed(&self, now: Instant, window: Duration) -> HashMap<NodeId, String> {
+        self.nodes
+            .iter()
+            .filter(|(id, e)| {
+                e.last_seen.is_none()
+                    && !self.removed.contains(id)
+                    && e.down_since
+                        .is_some_and(|t| now.saturating_duration_since(t) < window)
+            })
             .map(|(id, e)| (*id, e.addr.clone()))
             .collect()
     }

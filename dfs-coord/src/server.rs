@@ -20,7 +20,7 @@ use dfs_ops::sd_notify;
 use dfs_proto::coord_msg::{
     ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime, RepairStatus,
 };
-use dfs_proto::rpc::{serve_with, server_endpoint, Handler, Peer, ServerOptions};
+use dfs_proto::rpc::{serve_with, server_endpoint_keeping_resets, Handler, Peer, ServerOptions};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ErrorCode, NodeId, WireError, WireResult};
 use std::future::Future;
@@ -291,11 +291,21 @@ impl Coordinator {
             Q::StatFs => self.statfs().await.map(R::FsStats),
             Q::Sync => self.sync().await.map(|()| R::Unit),
             Q::GetLayout { ino, from, limit } => {
-                let (up, draining) = {
+                let (mut up, draining, unconfirmed) = {
                     let reg = self.registry();
-                    (reg.up(), reg.draining())
+                    let window = crate::registry::UNCONFIRMED_READ_WINDOW;
+                    (
+                        reg.up(),
+                        reg.draining(),
+                        reg.unconfirmed(Instant::now(), window),
+                    )
                 };
-                self.read(move |r| layout::get_layout(r, ino, from, limit, ss, &up, &draining))
+                let last: Vec<NodeId> = draining
+                    .into_iter()
+                    .chain(unconfirmed.keys().copied())
+                    .collect();
+                up.extend(unconfirmed);
+                self.read(move |r| layout::get_layout(r, ino, from, limit, ss, &up, &last))
                     .await
                     .map(R::Layout)
             }
@@ -616,7 +626,10 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
         .context("open metadata store")??;
     let tls = ClusterTls::load_dir(&cfg.certs, &cfg.cert_name)
         .with_context(|| format!("load certificate {:?}", cfg.cert_name))?;
-    let endpoint = server_endpoint(&tls, cfg.listen)?;
+    // Kept across restarts, so that the peers of the previous process (nodes
+    // heartbeating, mounts waiting for an answer) learn at once that it is gone.
+    let reset_key = dfs_proto::reset_key::load_or_create(&cfg.data)?;
+    let endpoint = server_endpoint_keeping_resets(&tls, cfg.listen, &reset_key)?;
     let local = endpoint.local_addr().context("read bound address")?;
     let s = coord.settings();
     info!(

@@ -51,9 +51,19 @@ impl Remote {
 }
 
 impl Backend for Remote {
+    /// Within the deadline, a request whose transport fails (the coordinator restarting:
+    /// its old connection reset, the new process not listening yet) is tried again on a
+    /// fresh connection, so a restart shows as a pause rather than EIO. Only requests
+    /// that are safe to repeat are repeated once they may have been sent.
     async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
         self.coord
-            .call(&self.coord_addr, &req, self.meta_deadline)
+            .call_patiently(
+                &self.coord_addr,
+                &req,
+                self.meta_deadline,
+                self.meta_deadline,
+                req.is_idempotent(),
+            )
             .await
     }
 

@@ -47,7 +47,9 @@ pub struct Args {
     /// when a node dies or freezes.
     #[arg(long, default_value_t = 1500)]
     pub node_timeout_ms: u64,
-    /// Deadline of one request to the coordinator, in milliseconds.
+    /// Deadline of one request to the coordinator, in milliseconds, retries included: a
+    /// coordinator that restarts within it is a pause, not an error; one that stays away
+    /// longer gives EIO.
     #[arg(long, default_value_t = 10_000)]
     pub meta_timeout_ms: u64,
     /// Kernel attribute/entry cache time, in milliseconds; also how long a directory
@@ -84,6 +86,9 @@ impl Args {
                 max_dirty: self.max_dirty,
                 max_dirty_total: self.max_dirty_total,
                 node_deadline: Duration::from_millis(self.node_timeout_ms),
+                // A read waits for a holder as long as a metadata request waits for the
+                // coordinator: both ride out a restart.
+                holder_wait: Duration::from_millis(self.meta_timeout_ms),
                 lookup_ttl: Duration::from_millis(self.ttl_ms),
             },
             ttl: Duration::from_millis(self.ttl_ms),

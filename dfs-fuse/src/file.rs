@@ -564,6 +564,21 @@ impl FileState {
         Ok(())
     }
 
+    /// Asks the coordinator again where this file's committed shards are, keeping the
+    /// layout itself: a read that found no live holder retries with what the coordinator
+    /// knows now (after its restart, the nodes that registered since).
+    pub async fn refresh_holders<B: Backend>(&mut self, backend: &B) -> WireResult<()> {
+        let fresh = FileState::load(backend, self.ino).await?;
+        for (i, l) in self.layout.iter_mut() {
+            if let Some(f) = fresh.layout.get(i) {
+                if f.id == l.id {
+                    l.holders = f.holders.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Plans a read of up to `len` bytes at `offset`: which bytes come from memory, which
     /// are holes, and which shard ranges must be fetched.
     pub async fn plan_read(&mut self, offset: u64, len: u32) -> WireResult<Vec<Piece>> {

@@ -35,6 +35,10 @@ pub struct FsConfig {
     pub max_dirty_total: usize,
     /// Deadline of one request to a storage node.
     pub node_deadline: Duration,
+    /// How long a read keeps trying when no holder of a shard can serve it (asking the
+    /// coordinator again where the shard is between tries) before it fails with EIO: a
+    /// coordinator restart, or a node restarting, is then a pause, not an error.
+    pub holder_wait: Duration,
     /// How long a directory listing may answer lookups (`lookup_cache`); the mount sets
     /// it to the kernel's attribute TTL, the staleness the kernel allows anyway. Zero
     /// turns the lookup cache off.
@@ -49,6 +53,7 @@ impl Default for FsConfig {
             max_dirty: DEFAULT_MAX_DIRTY,
             max_dirty_total: DEFAULT_MAX_DIRTY,
             node_deadline: Duration::from_millis(1500),
+            holder_wait: Duration::from_secs(10),
             lookup_ttl: Duration::from_secs(1),
         }
     }
@@ -103,6 +108,7 @@ pub struct DirSnapshot {
 pub struct Fs<B: Backend> {
     /// Its backend is wrapped in `Watched`, so every change marks `lookups` stale.
     ctx: Ctx<Watched<B>>,
+    holder_wait: Duration,
     lookups: Arc<LookupCache>,
     /// Open regular files by inode, with their number of open handles on this mount.
     files: Mutex<HashMap<Ino, OpenFile>>,
@@ -145,6 +151,7 @@ impl<B: Backend> Fs<B> {
     pub fn new(backend: Arc<B>, cfg: FsConfig) -> Fs<B> {
         let lookups = Arc::new(LookupCache::new(cfg.lookup_ttl));
         Fs {
+            holder_wait: cfg.holder_wait,
             lookups: lookups.clone(),
             ctx: Ctx {
                 backend: Arc::new(Watched::new(backend, lookups)),
@@ -589,6 +596,50 @@ impl<B: Backend> Fs<B> {
         let h = self.handle(fh)?;
         let sequential =
             h.last_end.swap(offset + u64::from(size), Ordering::Relaxed) == offset || offset == 0;
+        let give_up = tokio::time::Instant::now() + self.holder_wait;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let r = self.read_once(&h, offset, size, sequential).await;
+            match r {
+                // No holder could serve a shard: none is known to be live (the
+                // coordinator restarted and the nodes are registering again), or those
+                // known did not answer. Ask again where the shards are, and retry.
+                Err(e)
+                    if e.code == dfs_proto::ErrorCode::Unavailable
+                        && tokio::time::Instant::now() + backoff < give_up =>
+                {
+                    tracing::warn!(
+                        "read of {} bytes {offset}..{}: {e}; retrying in {backoff:?}",
+                        self.describe(h.ino),
+                        offset + u64::from(size)
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    let mut st = h.file.lock().await;
+                    if let Err(e) = st.refresh_holders(&*self.ctx.backend).await {
+                        tracing::warn!("could not refresh the holders of {}: {e}", st.ino);
+                    }
+                }
+                r => {
+                    return r.inspect_err(|e| {
+                        tracing::error!(
+                            "read of {} bytes {offset}..{} failed: {e}",
+                            self.describe(h.ino),
+                            offset + u64::from(size)
+                        );
+                    })
+                }
+            }
+        }
+    }
+
+    async fn read_once(
+        &self,
+        h: &Handle,
+        offset: u64,
+        size: u32,
+        sequential: bool,
+    ) -> WireResult<Vec<u8>> {
         let (pieces, next) = {
             let mut st = h.file.lock().await;
             let pieces = st.plan_read(offset, size).await?;
@@ -618,15 +669,7 @@ impl<B: Backend> Fs<B> {
             }
         }
         let whole = sequential || size >= 64 * 1024;
-        execute_read(&self.ctx, pieces, whole)
-            .await
-            .inspect_err(|e| {
-                tracing::error!(
-                    "read of {} bytes {offset}..{} failed: {e}",
-                    self.describe(h.ino),
-                    offset + u64::from(size)
-                );
-            })
+        execute_read(&self.ctx, pieces, whole).await
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> WireResult<u32> {

@@ -940,3 +940,59 @@ async fn a_stat_answered_before_a_commit_does_not_roll_the_size_back() {
     assert_eq!(fs.getattr(ino).await.unwrap().size, 3000);
     fs.release(fh, ME).await.unwrap();
 }
+
+/// A read that finds no holder able to serve a shard (the coordinator restarted and the
+/// nodes are registering again, or the holders are restarting) waits for one within
+/// `holder_wait`, asking the coordinator again between tries, instead of failing at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waits_for_a_holder_to_come_back_within_its_deadline() {
+    let c = Cluster::new(2, 2).await;
+    let data = pattern(MIB + 77, 9);
+    let ino = {
+        let fs = fs(&c);
+        let (ino, fh) = new_file(&fs, "wait").await;
+        fs.write(fh, 0, &data).await.unwrap();
+        fs.release(fh, ME).await.unwrap();
+        ino
+    };
+    let patient = Fs::new(
+        c.clone(),
+        FsConfig {
+            holder_wait: Duration::from_secs(5),
+            ..FsConfig::default()
+        },
+    );
+    let (fh, _) = patient.open(ino).await.unwrap();
+    c.down
+        .lock()
+        .unwrap()
+        .extend(["mem-1".to_string(), "mem-2".to_string()]);
+    let back = tokio::spawn({
+        let c = c.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            c.down.lock().unwrap().clear();
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let got = patient.read(fh, 0, (MIB + 77) as u32).await.unwrap();
+    assert_eq!(got, data);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
+    back.await.unwrap();
+    // With every holder gone for good, the read fails once the wait is over: EIO, not a
+    // hang.
+    c.down
+        .lock()
+        .unwrap()
+        .extend(["mem-1".to_string(), "mem-2".to_string()]);
+    let quick = fs(&c);
+    let (fh, _) = quick.open(ino).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let e = quick.read(fh, 0, 4096).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unavailable);
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+}

@@ -42,7 +42,9 @@ use dfs_ops::metrics::Registry;
 use dfs_ops::rpc_metrics::{Metered, RpcMetrics};
 use dfs_ops::sd_notify;
 use dfs_proto::pki::Role;
-use dfs_proto::rpc::{client_endpoint, serve_with, server_endpoint, RpcClient, ServerOptions};
+use dfs_proto::rpc::{
+    client_endpoint, serve_with, server_endpoint_keeping_resets, RpcClient, ServerOptions,
+};
 use dfs_proto::tls::ClusterTls;
 use registration::Registration;
 use replication::Replicator;
@@ -132,7 +134,10 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
             cfg.certs.display()
         )
     })?;
-    let endpoint = server_endpoint(&tls, cfg.listen)?;
+    // Kept across restarts: a mount's request on a connection to this node's previous
+    // process fails at once instead of after its deadline.
+    let reset_key = dfs_proto::reset_key::load_or_create(&cfg.data)?;
+    let endpoint = server_endpoint_keeping_resets(&tls, cfg.listen, &reset_key)?;
     // With port 0 the kernel chose the port: ask what we actually got.
     let bound = endpoint.local_addr().context("read bound address")?;
     let advertised = match &cfg.advertise {

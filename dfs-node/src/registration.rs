@@ -119,9 +119,19 @@ impl Registration {
     /// Heartbeats until the coordinator says it does not know us. Other failures (timeouts,
     /// a coordinator that is down) just mean trying again at the next beat: when it comes
     /// back having lost its memory, the answer is `NotFound` and we register again.
+    ///
+    /// A heartbeat that failed in transport is repeated at once, not a beat later: when
+    /// the coordinator restarts, the first heartbeat on the old connection fails as soon
+    /// as the new process answers it with a stateless reset (`reset_key.rs`), and the
+    /// immediate retry on a fresh connection gets `NotFound`, so the node registers
+    /// again within milliseconds of the restart.
     async fn heartbeat_until_forgotten(&self, interval: Duration, link: &mut Link) {
+        let mut retry_now = false;
         loop {
-            tokio::time::sleep(interval).await;
+            if !retry_now {
+                tokio::time::sleep(interval).await;
+            }
+            let retried = std::mem::take(&mut retry_now);
             let result = match self.stats().await {
                 Ok(stats) => {
                     let req = CoordRequest::Heartbeat {
@@ -146,6 +156,10 @@ impl Registration {
                     }
                 }
                 Err(e) if e.code == ErrorCode::NotFound => return,
+                Err(e) if e.code == ErrorCode::Unavailable && !retried => {
+                    retry_now = true;
+                    continue;
+                }
                 Err(e) => {
                     if *link != Link::Unreachable {
                         warn!(coord = %self.coord, "failed to heartbeat, will keep trying: {e}");

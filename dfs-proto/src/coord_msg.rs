@@ -432,6 +432,22 @@ impl CoordRequest {
         }
     }
 
+    /// True if sending the request twice has the effect of sending it once, so that a
+    /// client may repeat it when the first answer was lost (a coordinator restarting):
+    /// every read, and the writes that set state to a value rather than change it by a
+    /// step. A repeated `Commit` names the same shards for the same indexes and size (the
+    /// second swap replaces each shard by itself); a repeated `SetAttr` sets the same
+    /// values. `Create`, `Unlink`, `Rename` and the like are not: the second would fail
+    /// with "exists" or "not found" after the first succeeded.
+    pub fn is_idempotent(&self) -> bool {
+        use CoordRequest as Q;
+        !self.changes_namespace()
+            || matches!(
+                self,
+                Q::SetAttr { .. } | Q::Commit { .. } | Q::Release { .. } | Q::Register { .. }
+            )
+    }
+
     /// Whether the request may change what a lookup, a listing or an attribute read
     /// answers: names, attributes, extended attributes, sizes (a commit), or the set of
     /// nodes. A client that caches answers (the mount's lookup cache) must drop them when

@@ -27,6 +27,7 @@ pub mod ids;
 pub mod intruder;
 pub mod node_msg;
 pub mod pki;
+pub mod reset_key;
 pub mod revocation;
 pub mod rpc;
 pub mod tls;

@@ -56,6 +56,25 @@ pub fn server_endpoint(tls: &ClusterTls, addr: SocketAddr) -> Result<quinn::Endp
         .with_context(|| format!("bind QUIC endpoint on {addr}"))
 }
 
+/// Binds a QUIC server endpoint whose stateless resets are made with `reset_key`, the key
+/// the server keeps across restarts (see `reset_key.rs`): peers of a previous run of the
+/// server learn at their next packet that their connection is gone.
+pub fn server_endpoint_keeping_resets(
+    tls: &ClusterTls,
+    addr: SocketAddr,
+    reset_key: &[u8; crate::reset_key::RESET_KEY_LEN],
+) -> Result<quinn::Endpoint> {
+    let socket =
+        std::net::UdpSocket::bind(addr).with_context(|| format!("bind QUIC endpoint on {addr}"))?;
+    quinn::Endpoint::new(
+        crate::reset_key::endpoint_config(reset_key),
+        Some(tls.server_config()?),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .with_context(|| format!("start QUIC endpoint on {addr}"))
+}
+
 /// Limits that keep one peer (or many) from exhausting a server.
 ///
 /// Every peer has passed mutual TLS, but a buggy or compromised one must still not be able
@@ -368,6 +387,15 @@ pub struct RpcClient {
     conns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Warm>>>>>,
 }
 
+/// How a call failed on the way, as opposed to an answer (possibly an error) from the
+/// server: it decides whether the call may be repeated.
+enum Failure {
+    /// Nothing reached the server: no connection could be made.
+    NotSent(WireError),
+    /// The request may have reached the server, but no answer came back.
+    Lost(WireError),
+}
+
 /// A cached connection and when a request last went out on it.
 struct Warm {
     conn: quinn::Connection,
@@ -414,20 +442,84 @@ impl RpcClient {
         Req: Serialize,
         Resp: DeserializeOwned,
     {
+        match self.attempt(addr, req, deadline).await {
+            Ok(answer) => answer,
+            Err(Failure::NotSent(e) | Failure::Lost(e)) => Err(e),
+        }
+    }
+
+    /// Like [`call`](Self::call), but a call that fails in transport (no connection, a
+    /// connection reset by a restarted server, no answer in time) is tried again on a
+    /// fresh connection, with a short backoff, until `window` has passed. This is what
+    /// lets a mount ride out a coordinator restart instead of failing with EIO.
+    ///
+    /// A request that may have reached the server is only repeated if `idempotent`:
+    /// repeating it must give the same result (a lookup, a commit of the same shards, a
+    /// truncate to the same size). Others are repeated only when they were never sent,
+    /// i.e. no connection could be made. Answers from the server, errors included, are
+    /// returned as they are: only the transport is retried.
+    pub async fn call_patiently<Req, Resp>(
+        &self,
+        addr: &str,
+        req: &Req,
+        deadline: Duration,
+        window: Duration,
+        idempotent: bool,
+    ) -> WireResult<Resp>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
+        let give_up = tokio::time::Instant::now() + window;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let left = give_up.saturating_duration_since(tokio::time::Instant::now());
+            // Every attempt gets a useful slice of time, even the last.
+            let this = deadline.min(left).max(Duration::from_millis(200));
+            let e = match self.attempt(addr, req, this).await {
+                Ok(answer) => return answer,
+                Err(Failure::NotSent(e)) => e,
+                Err(Failure::Lost(e)) if idempotent => e,
+                Err(Failure::Lost(e)) => return Err(e),
+            };
+            if tokio::time::Instant::now() + backoff >= give_up {
+                return Err(e);
+            }
+            debug!(%addr, "retrying after a transport failure: {e}");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// One try: the server's answer, or how the transport failed.
+    async fn attempt<Req, Resp>(
+        &self,
+        addr: &str,
+        req: &Req,
+        deadline: Duration,
+    ) -> Result<WireResult<Resp>, Failure>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
         match tokio::time::timeout(deadline, self.call_inner(addr, req)).await {
             Ok(r) => r,
             Err(_) => {
                 // The connection may be wedged (peer frozen): drop it so the next call
                 // starts afresh instead of queueing behind it.
                 self.forget(addr);
-                Err(WireError::unavailable(format!(
+                Err(Failure::Lost(WireError::unavailable(format!(
                     "no answer from {addr} within {deadline:?}"
-                )))
+                ))))
             }
         }
     }
 
-    async fn call_inner<Req, Resp>(&self, addr: &str, req: &Req) -> WireResult<Resp>
+    async fn call_inner<Req, Resp>(
+        &self,
+        addr: &str,
+        req: &Req,
+    ) -> Result<WireResult<Resp>, Failure>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -436,33 +528,41 @@ impl RpcClient {
         // fails before anything is sent, so retrying once on a fresh one is safe even for
         // requests that are not idempotent.
         let (mut send, mut recv) = {
-            let conn = self.connection(addr).await?;
+            let conn = self.connection(addr).await.map_err(Failure::NotSent)?;
             match conn.open_bi().await {
                 Ok(s) => s,
                 Err(_) => {
                     self.forget(addr);
-                    let conn = self.connection(addr).await?;
+                    let conn = self.connection(addr).await.map_err(Failure::NotSent)?;
                     conn.open_bi().await.map_err(|e| {
-                        WireError::unavailable(format!("open stream to {addr}: {e}"))
+                        Failure::NotSent(WireError::unavailable(format!(
+                            "open stream to {addr}: {e}"
+                        )))
                     })?
                 }
             }
         };
         // Encoding cannot fail for our message types; it is not the connection's fault.
-        let buf = encode(req).map_err(WireError::from)?;
+        let buf = match encode(req) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(WireError::from(e))),
+        };
         // As `Bytes`, which quinn sends without copying them into its own buffer first.
+        // From here on the server may have received the request.
         send.write_chunk(Bytes::from(buf)).await.map_err(|e| {
             self.forget(addr);
-            WireError::unavailable(format!("send request to {addr}: {e}"))
+            Failure::Lost(WireError::unavailable(format!(
+                "send request to {addr}: {e}"
+            )))
         })?;
         let _ = send.finish();
         match read_msg::<_, WireResult<Resp>>(&mut recv, MAX_FRAME).await {
-            Ok(r) => r,
+            Ok(r) => Ok(r),
             Err(e) => {
                 self.forget(addr);
-                Err(WireError::unavailable(format!(
+                Err(Failure::Lost(WireError::unavailable(format!(
                     "read response from {addr}: {e}"
-                )))
+                ))))
             }
         }
     }
@@ -607,5 +707,58 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code, crate::ErrorCode::Unavailable);
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    }
+
+    /// A server killed outright (its runtime dropped: no CONNECTION_CLOSE goes out, as
+    /// with kill -9) and started again on the same port with the same reset key: the
+    /// client's next call on its old connection is reset by the new process and redone
+    /// on a fresh connection at once, not after its deadline.
+    #[test]
+    fn a_restarted_server_with_the_same_reset_key_is_found_at_once() {
+        let d = certs();
+        let key = crate::reset_key::load_or_create(d.path()).unwrap();
+        let server_tls = ClusterTls::load_dir(d.path(), "coord").unwrap();
+        let first = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let addr = first.block_on(async {
+            let ep =
+                server_endpoint_keeping_resets(&server_tls, "127.0.0.1:0".parse().unwrap(), &key)
+                    .unwrap();
+            let addr = ep.local_addr().unwrap();
+            tokio::spawn(serve(ep, Arc::new(Echo), std::future::pending()));
+            addr
+        });
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let client_tls = ClusterTls::load_dir(d.path(), "client").unwrap();
+        let c = rt
+            .block_on(async { RpcClient::new(client_endpoint(&client_tls).unwrap(), Role::Coord) });
+        let a = addr.to_string();
+        let hi = "hi".to_string();
+        rt.block_on(async {
+            let r: String = c.call(&a, &hi, Duration::from_secs(5)).await.unwrap();
+            assert_eq!(r, "hi from [Client]");
+        });
+        // "kill -9": the process's tasks and socket vanish without a word.
+        drop(first);
+        rt.block_on(async {
+            let ep = server_endpoint_keeping_resets(&server_tls, addr, &key).unwrap();
+            tokio::spawn(serve(ep, Arc::new(Echo), std::future::pending()));
+            let t = std::time::Instant::now();
+            let r: String = c
+                .call_patiently(
+                    &a,
+                    &hi,
+                    Duration::from_secs(8),
+                    Duration::from_secs(8),
+                    true,
+                )
+                .await
+                .unwrap();
+            assert_eq!(r, "hi from [Client]");
+            assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        });
     }
 }

@@ -207,6 +207,7 @@ pub fn fs(c: &Arc<Cluster>) -> Fs<Cluster> {
             max_dirty: 4 * MIB,
             max_dirty_total: 8 * MIB,
             node_deadline: Duration::from_secs(1),
+            holder_wait: Duration::from_millis(300),
             ..FsConfig::default()
         },
     )
