@@ -17,7 +17,7 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -q -- -D warnings
 step "cargo test"
-cargo test --workspace -q
+PROPTEST_CASES=${PROPTEST_CASES:-512} cargo test --workspace -q
 step "tests/units.sh (systemd units)"
 tests/units.sh
 step "build binaries"

@@ -460,15 +460,31 @@ impl Coordinator {
             .map(|(l, a)| if a.is_empty() { l } else { Vec::new() })
             .collect();
         let s = self.settings;
-        let placements = placement::place(
-            &mut self.registry(),
-            &shards,
-            &locations,
-            &avoid,
-            s.replicas,
-            s.min_copies,
-            now,
-        )?;
+        // Right after a restart the registry is empty until the nodes register again
+        // (well under a second, see registration.rs). A write arriving in that moment
+        // waits for them, for at most the node timeout after the start, rather than being
+        // refused for want of live nodes.
+        let placements = loop {
+            let now = Instant::now();
+            let r = placement::place(
+                &mut self.registry(),
+                &shards,
+                &locations,
+                &avoid,
+                s.replicas,
+                s.min_copies,
+                now,
+            );
+            match r {
+                Err(e)
+                    if e.code == ErrorCode::Unavailable
+                        && !self.registry().unconfirmed(now, s.node_timeout).is_empty() =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                r => break r?,
+            }
+        };
         // Remember where each shard was sent: if no commit ever references it (the writer
         // failed or died), garbage collection deletes it from these nodes after the grace.
         {

@@ -579,6 +579,20 @@ impl FileState {
         Ok(())
     }
 
+    /// True if a shard stored for bytes `offset..offset+len` has no holder known to be
+    /// live: what a read sees while the nodes register again after a coordinator restart,
+    /// and worth waiting out. (A holder that is listed but does not answer is a node that
+    /// is down: that read fails after the node deadline, as before.)
+    pub fn lacks_holders(&self, offset: u64, len: u32) -> bool {
+        let s = u64::from(self.shard_size);
+        let end = offset.saturating_add(u64::from(len)).min(self.size);
+        if offset >= end {
+            return false;
+        }
+        (offset / s..=(end - 1) / s)
+            .any(|i| self.source(i).is_some_and(|src| src.holders.is_empty()))
+    }
+
     /// Plans a read of up to `len` bytes at `offset`: which bytes come from memory, which
     /// are holes, and which shard ranges must be fetched.
     pub async fn plan_read(&mut self, offset: u64, len: u32) -> WireResult<Vec<Piece>> {

@@ -35,9 +35,10 @@ pub struct FsConfig {
     pub max_dirty_total: usize,
     /// Deadline of one request to a storage node.
     pub node_deadline: Duration,
-    /// How long a read keeps trying when no holder of a shard can serve it (asking the
-    /// coordinator again where the shard is between tries) before it fails with EIO: a
-    /// coordinator restart, or a node restarting, is then a pause, not an error.
+    /// How long a read keeps trying when no live node is known to hold a shard (asking
+    /// the coordinator again where it is between tries) before it fails with EIO: a
+    /// coordinator restart, while the nodes register again, is then a pause, not an
+    /// error.
     pub holder_wait: Duration,
     /// How long a directory listing may answer lookups (`lookup_cache`); the mount sets
     /// it to the kernel's attribute TTL, the staleness the kernel allows anyway. Zero
@@ -600,14 +601,17 @@ impl<B: Backend> Fs<B> {
         let mut backoff = Duration::from_millis(50);
         loop {
             let r = self.read_once(&h, offset, size, sequential).await;
+            let unheld = match &r {
+                Err(e) if e.code == dfs_proto::ErrorCode::Unavailable => {
+                    h.file.lock().await.lacks_holders(offset, size)
+                }
+                _ => false,
+            };
             match r {
-                // No holder could serve a shard: none is known to be live (the
-                // coordinator restarted and the nodes are registering again), or those
-                // known did not answer. Ask again where the shards are, and retry.
-                Err(e)
-                    if e.code == dfs_proto::ErrorCode::Unavailable
-                        && tokio::time::Instant::now() + backoff < give_up =>
-                {
+                // No live node is known to hold a shard of the range: the coordinator
+                // restarted and the nodes are registering again. Ask again where the
+                // shards are, and retry.
+                Err(e) if unheld && tokio::time::Instant::now() + backoff < give_up => {
                     tracing::warn!(
                         "read of {} bytes {offset}..{}: {e}; retrying in {backoff:?}",
                         self.describe(h.ino),

@@ -138,7 +138,11 @@ impl Registration {
                         node: self.store.node_id(),
                         stats,
                     };
-                    self.call(&req).await
+                    // No longer than a beat: a heartbeat lost on the connection to a
+                    // coordinator that died is given up (and redone on a fresh
+                    // connection) by the time the next one is due.
+                    let deadline = interval.clamp(Duration::from_millis(500), CALL_DEADLINE);
+                    self.client.call(&self.coord, &req, deadline).await
                 }
                 Err(e) => Err(e),
             };
