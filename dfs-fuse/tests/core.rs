@@ -942,6 +942,17 @@ async fn a_stat_answered_before_a_commit_does_not_roll_the_size_back() {
     fs.release(fh, ME).await.unwrap();
 }
 
+/// A mount whose reads wait up to 5 s for a shard with no live holder known.
+fn waiting_mount(c: &Arc<Cluster>) -> Fs<Cluster> {
+    Fs::new(
+        c.clone(),
+        FsConfig {
+            holder_wait: Duration::from_secs(5),
+            ..FsConfig::default()
+        },
+    )
+}
+
 /// A read of a file whose shards have no live holder known to the coordinator (it
 /// restarted and the nodes are registering again) waits for one within `holder_wait`,
 /// asking the coordinator again between tries, instead of failing at once. A listed
@@ -960,13 +971,7 @@ async fn a_read_waits_for_a_holder_to_come_back_within_its_deadline() {
     // Every node silent past the node timeout: the coordinator lists no holders.
     c.coord
         .tick(std::time::Instant::now() + Duration::from_secs(3600));
-    let patient = Fs::new(
-        c.clone(),
-        FsConfig {
-            holder_wait: Duration::from_secs(5),
-            ..FsConfig::default()
-        },
-    );
+    let patient = waiting_mount(&c);
     let (fh, _) = patient.open(ino).await.unwrap();
     let back = tokio::spawn({
         let c = c.clone();
@@ -1001,13 +1006,7 @@ async fn a_read_waits_for_a_holder_to_come_back_within_its_deadline() {
         .lock()
         .unwrap()
         .extend(["mem-1".to_string(), "mem-2".to_string()]);
-    let other = Fs::new(
-        c.clone(),
-        FsConfig {
-            holder_wait: Duration::from_secs(5),
-            ..FsConfig::default()
-        },
-    );
+    let other = waiting_mount(&c);
     let (fh, _) = other.open(ino).await.unwrap();
     let t0 = std::time::Instant::now();
     let e = other.read(fh, 0, 4096).await.unwrap_err();

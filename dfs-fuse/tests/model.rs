@@ -169,6 +169,24 @@ impl Run {
         Ok(())
     }
 
+    /// Every handle closed (flush, then release), pending releases finished, and a new
+    /// mount started on the same cluster.
+    async fn remount(&mut self) -> Result<(), String> {
+        for fh in std::mem::take(&mut self.handles) {
+            self.fs
+                .flush(fh, ME)
+                .await
+                .map_err(|e| format!("flush: {e}"))?;
+            self.fs
+                .release(fh, ME)
+                .await
+                .map_err(|e| format!("release: {e}"))?;
+        }
+        self.settle_releases().await;
+        self.fs = mount(&self.cluster);
+        Ok(())
+    }
+
     async fn settle_releases(&mut self) {
         for r in self.releases.drain(..) {
             r.await.unwrap();
@@ -251,18 +269,7 @@ impl Run {
                 }
             }
             Op::Remount => {
-                for fh in std::mem::take(&mut self.handles) {
-                    self.fs
-                        .flush(fh, ME)
-                        .await
-                        .map_err(|e| format!("flush: {e}"))?;
-                    self.fs
-                        .release(fh, ME)
-                        .await
-                        .map_err(|e| format!("release: {e}"))?;
-                }
-                self.settle_releases().await;
-                self.fs = mount(&self.cluster);
+                self.remount().await?;
             }
         }
         self.check_size().await
@@ -325,18 +332,7 @@ impl Run {
             .release(fh, ME)
             .await
             .map_err(|e| format!("release: {e}"))?;
-        for fh in std::mem::take(&mut self.handles) {
-            self.fs
-                .flush(fh, ME)
-                .await
-                .map_err(|e| format!("flush: {e}"))?;
-            self.fs
-                .release(fh, ME)
-                .await
-                .map_err(|e| format!("release: {e}"))?;
-        }
-        self.settle_releases().await;
-        self.fs = mount(&self.cluster);
+        self.remount().await?;
         self.check_size().await?;
         let (fh, _) = self
             .fs
