@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use dfs_coord::{CoordSettings, Coordinator};
+use dfs_proto::access::Role;
 use dfs_proto::coord_msg::{Caller, CoordRequest, CoordResponse, FileKind};
-use dfs_proto::pki::Role;
 use dfs_proto::rpc::Peer;
 use dfs_proto::{Ino, ROOT_INO as ROOT};
 

@@ -12,9 +12,9 @@
 //! The `match` has no wildcard arm on purpose: a new request does not compile until it
 //! has a row here. `Coordinator::handle` checks the row before dispatching.
 
+use dfs_proto::access::Role;
 use dfs_proto::access::Rule;
 use dfs_proto::coord_msg::CoordRequest;
-use dfs_proto::pki::Role;
 
 const MOUNT: &[Role] = &[Role::Client, Role::Admin];
 const NODE: &[Role] = &[Role::Node];

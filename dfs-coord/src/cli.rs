@@ -5,16 +5,15 @@ use crate::config::{parse_duration, parse_size, CoordConfig, CoordSettings};
 use crate::status::{fsck_exit_code, render_fsck, render_fsck_json, render_json, render_table};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use dfs_pki as pki;
+use dfs_proto::access::Role;
 use dfs_proto::coord_msg::{CoordRequest, CoordResponse};
-use dfs_proto::pki::{self, Role};
 use dfs_proto::rpc::{client_endpoint, RpcClient};
-use dfs_proto::tls::ClusterTls;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use tracing::info;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -201,8 +200,7 @@ impl AdminConn {
     fn ask(&self, req: CoordRequest, deadline: Duration) -> Result<CoordResponse> {
         let (coord, cert_name) = (&self.coord, &self.cert_name);
         runtime()?.block_on(async {
-            let tls = ClusterTls::load_dir(&self.certs, cert_name)
-                .with_context(|| format!("load certificate {cert_name:?}"))?;
+            let tls = dfs_ops::daemon::load_tls(&self.certs, cert_name)?;
             let client = RpcClient::new(client_endpoint(&tls)?, Role::Coord);
             client
                 .call(coord, &req, deadline)
@@ -358,7 +356,7 @@ fn run_command(command: Command) -> Result<()> {
                 view_token: view_token_file.as_deref().map(read_token).transpose()?,
             };
             runtime()?.block_on(async {
-                let shutdown = shutdown_signal()?;
+                let shutdown = dfs_ops::daemon::shutdown_signal()?;
                 crate::run(cfg, shutdown).await
             })
         }
@@ -395,20 +393,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("start the async runtime")
-}
-
-/// Resolves on SIGTERM (systemd, kill) or SIGINT (Ctrl-C). Handlers are installed before
-/// serving starts, so a signal arriving early is not lost.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => info!("SIGTERM received, shutting down"),
-            _ = int.recv() => info!("SIGINT received, shutting down"),
-        }
-    })
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@
 
 use crate::server::Coordinator;
 use crate::store::ShardRec;
+use dfs_proto::access::Role;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
-use dfs_proto::pki::Role;
 use dfs_proto::rpc::{client_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::{Ino, NodeId, ShardId, WireError, WireResult};

@@ -21,7 +21,6 @@ use dfs_proto::coord_msg::{
     ClusterStatus, CoordRequest, CoordResponse, FsStats, NanoTime, RepairStatus,
 };
 use dfs_proto::rpc::{serve_with, server_endpoint_keeping_resets, Handler, Peer, ServerOptions};
-use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ErrorCode, NodeId, WireError, WireResult};
 use std::future::Future;
 use std::path::Path;
@@ -590,16 +589,6 @@ impl Handler<CoordRequest, CoordResponse> for Coordinator {
     }
 }
 
-/// Writes `addr` to `path` through a temporary file and a rename, so a script polling
-/// for the file never reads a half-written address.
-fn write_addr_file(path: &Path, addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{addr}\n"))
-        .with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
-    Ok(())
-}
-
 /// Periodically marks silent nodes Down. Checking a few times per timeout keeps the
 /// detection delay close to the timeout itself.
 async fn down_detector(coord: Arc<Coordinator>) {
@@ -635,13 +624,12 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     if let Some(addr) = cfg.view_listen {
         crate::view::check_exposure(addr, cfg.view_token.as_deref())?;
     }
-    dfs_proto::pki::create_private_dir(&cfg.data).context("create data directory")?;
+    dfs_ops::durable::create_private_dir(&cfg.data).context("create data directory")?;
     let db_path = cfg.data.join("meta.redb");
     let coord = tokio::task::spawn_blocking(move || Coordinator::open(&db_path, cfg.settings))
         .await
         .context("open metadata store")??;
-    let tls = ClusterTls::load_dir(&cfg.certs, &cfg.cert_name)
-        .with_context(|| format!("load certificate {:?}", cfg.cert_name))?;
+    let tls = dfs_ops::daemon::load_tls(&cfg.certs, &cfg.cert_name)?;
     // Kept across restarts, so that the peers of the previous process (nodes
     // heartbeating, mounts waiting for an answer) learn at once that it is gone.
     let reset_key = dfs_proto::reset_key::load_or_create(&cfg.data)?;
@@ -679,7 +667,10 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     // The address file tells scripts and tests the coordinator is up: written once
     // everything it serves, metrics and view included, is bound.
     if let Some(p) = &cfg.addr_file {
-        write_addr_file(p, local)?;
+        // Crash-safe like every file the daemons write: a script polling for it never
+        // reads a half-written address, and a reboot never leaves an empty one.
+        dfs_ops::durable::write_atomic(p, format!("{local}\n").as_bytes())
+            .with_context(|| format!("write {}", p.display()))?;
     }
     let detector = tokio::spawn(down_detector(coord.clone()));
     let maintenance = tokio::spawn(maintenance_loop(coord.clone()));

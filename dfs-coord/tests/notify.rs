@@ -19,7 +19,7 @@ fn recv(sock: &UnixDatagram) -> String {
 #[test]
 fn serve_notifies_ready_then_stopping() {
     let dir = tempfile::tempdir().unwrap();
-    dfs_proto::pki::init_dir(&dir.path().join("certs"), "t", 0).unwrap();
+    dfs_pki::init_dir(&dir.path().join("certs"), "t", 0).unwrap();
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))

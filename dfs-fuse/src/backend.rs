@@ -4,9 +4,9 @@
 //! The real implementation ([`Remote`]) speaks QUIC; tests use an in-process coordinator
 //! and in-memory nodes, so the whole filesystem logic runs without a kernel or a network.
 
+use dfs_proto::access::Role;
 use dfs_proto::coord_msg::{CoordRequest, CoordResponse};
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
-use dfs_proto::pki::Role;
 use dfs_proto::rpc::{client_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::WireResult;

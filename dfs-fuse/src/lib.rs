@@ -40,7 +40,6 @@ pub mod shard_io;
 use anyhow::{bail, Context, Result};
 use backend::{Backend, Remote};
 use dfs_proto::coord_msg::{CoordRequest, CoordResponse};
-use dfs_proto::tls::ClusterTls;
 use fs::{Fs, FsConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,13 +95,7 @@ pub fn run(cfg: MountConfig) -> Result<()> {
         .thread_name("dfs-fuse")
         .build()
         .context("start tokio runtime")?;
-    let tls = ClusterTls::load_dir(&cfg.certs, &cfg.cert_name).with_context(|| {
-        format!(
-            "load certificate {:?} from {}",
-            cfg.cert_name,
-            cfg.certs.display()
-        )
-    })?;
+    let tls = dfs_ops::daemon::load_tls(&cfg.certs, &cfg.cert_name)?;
     let registry = dfs_ops::metrics::Registry::new();
     let backend = {
         let _g = rt.enter();
@@ -179,18 +172,15 @@ pub fn run(cfg: MountConfig) -> Result<()> {
         let unmounter = unmounter.clone();
         let mountpoint = cfg.mountpoint.clone();
         rt.spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                error!("failed to install signal handlers");
-                return;
+            let signal = match dfs_ops::daemon::shutdown_signal() {
+                Ok(signal) => signal,
+                Err(e) => {
+                    error!("{e:#}");
+                    return;
+                }
             };
-            tokio::select! {
-                _ = term.recv() => info!("SIGTERM: flushing and unmounting"),
-                _ = int.recv() => info!("SIGINT: flushing and unmounting"),
-            }
+            signal.await;
+            info!("flushing and unmounting");
             stopping();
             if let Err(e) = fs.flush_all().await {
                 error!("failed to flush before unmount: {e}");

@@ -18,15 +18,7 @@ fn main() {
         }
         return;
     }
-    tracing_subscriber::fmt()
-        // Colour codes only for a person at a terminal, not in log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    dfs_ops::daemon::init_logging();
     if let Err(e) = try_main() {
         eprintln!("dfs-fuse: {e:#}");
         std::process::exit(1);

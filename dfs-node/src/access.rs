@@ -12,9 +12,9 @@
 //! The `match` has no wildcard arm on purpose: a new request does not compile until it
 //! has a row here. `NodeService::handle` checks the row before doing anything.
 
+use dfs_proto::access::Role;
 use dfs_proto::access::Rule;
 use dfs_proto::node_msg::NodeRequest;
-use dfs_proto::pki::Role;
 
 /// The access rule for `req`.
 pub fn rule(req: &NodeRequest) -> Rule {

@@ -12,7 +12,6 @@
 //!   directory), verified reads, deletes, listing, space accounting against capacity, and
 //!   the node's identity file.
 //! - [`shard_file`]: the byte layout of one shard file (header, per-block checksums, data).
-//! - [`durable`]: the crash-safe file-writing sequences, in one place.
 //! - [`access`]: the access table, which certificate roles may send which request.
 //! - [`metrics`]: the `--metrics-listen` endpoint and the node's storage gauges.
 //! - [`server`]: the request handler mapping `NodeRequest`s onto the shard store.
@@ -27,7 +26,6 @@
 pub mod access;
 pub mod config;
 pub mod corruption;
-pub mod durable;
 pub mod metrics;
 pub mod registration;
 pub mod replication;
@@ -41,11 +39,10 @@ use corruption::CorruptionHandler;
 use dfs_ops::metrics::Registry;
 use dfs_ops::rpc_metrics::{Metered, RpcMetrics};
 use dfs_ops::sd_notify;
-use dfs_proto::pki::Role;
+use dfs_proto::access::Role;
 use dfs_proto::rpc::{
     client_endpoint, serve_with, server_endpoint_keeping_resets, RpcClient, ServerOptions,
 };
-use dfs_proto::tls::ClusterTls;
 use registration::Registration;
 use replication::Replicator;
 use scrubber::Scrubber;
@@ -127,13 +124,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
     };
     let store = Arc::new(store);
 
-    let tls = ClusterTls::load_dir(&cfg.certs, &cfg.cert_name).with_context(|| {
-        format!(
-            "load certificate {:?} from {}",
-            cfg.cert_name,
-            cfg.certs.display()
-        )
-    })?;
+    let tls = dfs_ops::daemon::load_tls(&cfg.certs, &cfg.cert_name)?;
     // Kept across restarts: a mount's request on a connection to this node's previous
     // process fails at once instead of after its deadline.
     let reset_key = dfs_proto::reset_key::load_or_create(&cfg.data)?;
@@ -179,7 +170,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
     if let Some(path) = &cfg.addr_file {
         // Atomic replace: a script polling for the file never reads half an address.
         let (p, text) = (path.clone(), format!("{advertised}\n"));
-        tokio::task::spawn_blocking(move || durable::write_atomic(&p, text.as_bytes()))
+        tokio::task::spawn_blocking(move || dfs_ops::durable::write_atomic(&p, text.as_bytes()))
             .await
             .context("write address file")?
             .with_context(|| format!("write {}", path.display()))?;

@@ -23,9 +23,9 @@
 //!
 //! All methods do blocking file I/O: async callers run them in `spawn_blocking`.
 
-use crate::durable;
 use crate::shard_file::{self, Header, HEADER_LEN};
 use anyhow::{anyhow, bail, Context};
+use dfs_ops::durable;
 use dfs_proto::node_msg::{ByteRange, NodeStats};
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult, MAX_SHARD_SIZE};
 use std::ffi::CString;
@@ -72,7 +72,7 @@ impl ShardStore {
     /// Opens (creating if needed) the data directory `root`. `limit` caps the bytes shards
     /// may take; without it the node uses the filesystem's free space minus `reserve`.
     pub fn open(root: &Path, limit: Option<u64>, reserve: u64) -> anyhow::Result<ShardStore> {
-        dfs_proto::pki::create_private_dir(root)?;
+        dfs_ops::durable::create_private_dir(root)?;
         let lock = lock_dir(root)?;
         let shards_dir = durable::create_dir(root, "shards")
             .with_context(|| format!("create {}/shards", root.display()))?;

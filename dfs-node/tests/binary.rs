@@ -41,7 +41,7 @@ fn wait_for_file(path: &Path, child: &mut Child) -> String {
 #[test]
 fn starts_and_stops_on_sigterm() {
     let certs = tempfile::tempdir().unwrap();
-    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    dfs_pki::init_dir(certs.path(), "t", 1).unwrap();
     let data = tempfile::tempdir().unwrap();
     let addr_file = data.path().join("addr");
     let p = |x: &Path| x.to_str().unwrap().to_string();
@@ -106,7 +106,7 @@ fn scrubber_flags_find_and_delete_a_corrupt_shard() {
     use dfs_node::shard_store::ShardStore;
     use dfs_proto::ShardId;
     let certs = tempfile::tempdir().unwrap();
-    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    dfs_pki::init_dir(certs.path(), "t", 1).unwrap();
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("d");
     // Two shards written through the library, then one damaged on disk.
@@ -175,7 +175,7 @@ fn notifies_the_service_manager_when_serving() {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixDatagram};
     let certs = tempfile::tempdir().unwrap();
-    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    dfs_pki::init_dir(certs.path(), "t", 1).unwrap();
     let data = tempfile::tempdir().unwrap();
     // An abstract socket, as systemd uses in containers: NOTIFY_SOCKET starts with '@'.
     let name = format!("dfs-node-test-{}", std::process::id());
@@ -216,7 +216,7 @@ fn notifies_the_service_manager_when_serving() {
 #[test]
 fn config_file_sets_flags_the_command_line_overrides_and_mistakes_are_named() {
     let certs = tempfile::tempdir().unwrap();
-    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    dfs_pki::init_dir(certs.path(), "t", 1).unwrap();
     let data = tempfile::tempdir().unwrap();
     let addr_file = data.path().join("addr");
     let config = data.path().join("node.toml");

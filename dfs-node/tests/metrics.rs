@@ -6,8 +6,9 @@
 
 use dfs_node::NodeConfig;
 use dfs_ops::metrics::http::get;
+use dfs_pki as pki;
+use dfs_proto::access::Role;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
-use dfs_proto::pki::{self, Role};
 use dfs_proto::rpc::{client_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ShardId, WireResult};

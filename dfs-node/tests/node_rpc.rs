@@ -3,8 +3,9 @@
 //! keeps retrying in the background.
 
 use dfs_node::NodeConfig;
+use dfs_pki as pki;
+use dfs_proto::access::Role;
 use dfs_proto::node_msg::{ByteRange, NodeRequest, NodeResponse};
-use dfs_proto::pki::{self, Role};
 use dfs_proto::rpc::{client_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ErrorCode, ShardId, WireResult};

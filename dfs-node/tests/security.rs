@@ -6,8 +6,9 @@
 #![allow(clippy::unwrap_used)]
 
 use dfs_node::NodeConfig;
+use dfs_pki as pki;
+use dfs_proto::access::Role;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
-use dfs_proto::pki::{self, Role};
 use dfs_proto::rpc::{client_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ErrorCode, ShardId, WireResult};
@@ -187,7 +188,7 @@ fn sample_requests() -> Vec<(&'static str, Vec<u8>)> {
 
 #[tokio::test]
 async fn peers_without_a_valid_cluster_certificate_get_nothing() {
-    use dfs_proto::intruder::{attempt, Intruder};
+    use dfs_pki::intruder::{attempt, Intruder};
     let certs = tempfile::tempdir().unwrap();
     pki::init_dir(certs.path(), "t", 1).unwrap();
     let node = Node::start(certs.path()).await;
@@ -254,7 +255,7 @@ async fn a_revoked_client_is_refused_without_a_restart() {
 
 #[tokio::test]
 async fn bad_frames_fail_their_stream_with_a_clear_error_and_the_node_goes_on() {
-    use dfs_proto::intruder::attempt;
+    use dfs_pki::intruder::attempt;
     let certs = tempfile::tempdir().unwrap();
     pki::init_dir(certs.path(), "t", 1).unwrap();
     let node = Node::start(certs.path()).await;

@@ -3,6 +3,10 @@
 //! needs to speak the protocol (that is `dfs-proto`).
 //!
 //! # Layout
+//! - [`daemon`]: logging, the shutdown signal and certificate loading, the same in every
+//!   daemon.
+//! - [`durable`]: crash-safe file writes (fsync, rename, fsync the directory), in one
+//!   place.
 //! - [`sd_notify`]: telling systemd (or any supervisor that sets `NOTIFY_SOCKET`) that the
 //!   daemon is ready, or stopping.
 //! - [`config_file`]: TOML files whose keys are the daemon's flags, merged under the
@@ -14,6 +18,8 @@
 //! - [`rpc_metrics`]: per-request metrics for the QUIC servers, as a handler wrapper.
 
 pub mod config_file;
+pub mod daemon;
+pub mod durable;
 pub mod http;
 pub mod metrics;
 pub mod rpc_metrics;

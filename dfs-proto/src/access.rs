@@ -8,9 +8,40 @@
 //! wildcard arm, so adding a request variant does not compile until someone decides who
 //! may send it.
 
-use crate::pki::Role;
 use crate::rpc::Peer;
 use crate::{ErrorCode, WireError, WireResult};
+
+/// What a certificate's holder is allowed to be: the role written into its subject
+/// alternative names (`dfs-coord`, `dfs-node`, `dfs-client`, `dfs-admin`) when `dfs-pki`
+/// issues it, read back from the peer's certificate in every handshake (`tls.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Coord,
+    Node,
+    Client,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Coord, Role::Node, Role::Client, Role::Admin];
+
+    /// The DNS-style name put in the certificate's SANs, and the server name a client
+    /// verifies when it dials a server of this role.
+    pub fn san(self) -> &'static str {
+        match self {
+            Role::Coord => "dfs-coord",
+            Role::Node => "dfs-node",
+            Role::Client => "dfs-client",
+            Role::Admin => "dfs-admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.san() == s || r.san().trim_start_matches("dfs-") == s)
+    }
+}
 
 /// One row of a server's access table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

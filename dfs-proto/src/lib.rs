@@ -8,11 +8,11 @@
 //! - [`coord_msg`]: requests sent to the coordinator (namespace, layout, node registry).
 //! - [`frame`]: how one message is put on a QUIC stream: a length prefix, checked against a
 //!   cap *before* anything is allocated, then a protocol version, then postcard bytes.
-//! - [`pki`]: the cluster certificate authority and the certificates it issues.
 //! - [`revocation`]: the deny list of revoked certificates, re-read while serving.
-//! - [`tls`]: loading those certificates into mutually-authenticated QUIC configs.
-//! - [`access`]: the per-request role check servers run before any work (authorization).
-//! - `intruder` (feature `test-peers`): identities servers must refuse, for tests.
+//! - [`tls`]: loading the cluster's certificates (issued by the `dfs-pki` crate) into
+//!   mutually-authenticated QUIC configs.
+//! - [`access`]: certificate roles and the per-request role check servers run before any
+//!   work (authorization).
 //! - [`rpc`]: one bidirectional QUIC stream per request, with deadlines, for clients and
 //!   servers alike.
 //!
@@ -23,10 +23,7 @@ pub mod coord_msg;
 pub mod error;
 pub mod frame;
 pub mod ids;
-#[cfg(feature = "test-peers")]
-pub mod intruder;
 pub mod node_msg;
-pub mod pki;
 pub mod reset_key;
 pub mod revocation;
 pub mod rpc;

@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn file_changes_are_seen_without_reopening() {
         let dir = tempfile::tempdir().expect("tempdir");
-        crate::pki::init_dir(dir.path(), "t", 0).expect("certs");
+        dfs_pki::init_dir(dir.path(), "t", 0).expect("certs");
         let list = DenyList::open(dir.path().join(FILE_NAME));
         let pem = fs::read(dir.path().join("client.crt")).expect("read");
         let der = rustls_pemfile::certs(&mut &pem[..])

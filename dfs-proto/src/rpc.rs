@@ -15,8 +15,8 @@
 //! one byte a second, cannot crowd out everyone else. They also check the deny list of
 //! revoked certificates on every new stream (see `revocation.rs`).
 
+use crate::access::Role;
 use crate::frame::{decode, encode, read_len, read_msg, read_payload, FrameError, MAX_FRAME};
-use crate::pki::Role;
 use crate::revocation::DenyList;
 use crate::tls::{peer_certificate, peer_roles, ClusterTls};
 use crate::{WireError, WireResult};
@@ -626,7 +626,6 @@ async fn resolve(addr: &str) -> WireResult<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki;
 
     struct Echo;
     impl Handler<String, String> for Echo {
@@ -640,7 +639,7 @@ mod tests {
 
     fn certs() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
-        pki::init_dir(d.path(), "t", 1).unwrap();
+        dfs_pki::init_dir(d.path(), "t", 1).unwrap();
         d
     }
 
@@ -675,7 +674,7 @@ mod tests {
 
         // A client whose certificate comes from another cluster's CA is refused.
         let other = tempfile::tempdir().unwrap();
-        pki::init_dir(other.path(), "other", 0).unwrap();
+        dfs_pki::init_dir(other.path(), "other", 0).unwrap();
         let mut mixed = ClusterTls::load_dir(other.path(), "client").unwrap();
         // Trust our CA (so the server verifies), but present the foreign certificate.
         mixed = ClusterTls::load(

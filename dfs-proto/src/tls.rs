@@ -4,7 +4,7 @@
 //! only (never the system's roots): a peer holding a certificate from any other CA, a
 //! self-signed one, or none at all is refused during the handshake.
 
-use crate::pki::Role;
+use crate::access::Role;
 use crate::revocation::DenyList;
 use anyhow::{anyhow, Context, Result};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};

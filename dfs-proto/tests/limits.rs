@@ -9,7 +9,8 @@
 // A failed unwrap is how a test reports an unexpected error.
 #![allow(clippy::unwrap_used)]
 
-use dfs_proto::pki::{self, Role};
+use dfs_pki as pki;
+use dfs_proto::access::Role;
 use dfs_proto::rpc::{
     client_endpoint, serve_with, server_endpoint, Handler, Limits, Peer, RpcClient, ServerOptions,
 };

@@ -5,7 +5,8 @@
 // A failed unwrap is how a test reports an unexpected error.
 #![allow(clippy::unwrap_used)]
 
-use dfs_proto::pki::{self, Role};
+use dfs_pki as pki;
+use dfs_proto::access::Role;
 use dfs_proto::rpc::{client_endpoint, serve, server_endpoint, Handler, Peer, RpcClient};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::WireResult;

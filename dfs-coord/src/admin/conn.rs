@@ -9,10 +9,9 @@
 
 use super::cluster_dir::{ClusterDir, CERT_NAME};
 use anyhow::{Context, Result};
+use dfs_proto::access::Role;
 use dfs_proto::coord_msg::{ClusterStatus, CoordRequest, CoordResponse};
-use dfs_proto::pki::Role;
 use dfs_proto::rpc::{client_endpoint, RpcClient};
-use dfs_proto::tls::ClusterTls;
 use dfs_proto::{ErrorCode, WireError};
 use std::time::Duration;
 
@@ -45,12 +44,7 @@ pub const SCAN_DEADLINE: Duration = Duration::from_secs(120);
 impl Admin {
     /// Prepares a client for the cluster (nothing is sent yet). Needs a tokio runtime.
     pub fn new(cluster: &ClusterDir) -> Result<Admin> {
-        let tls = ClusterTls::load_dir(&cluster.certs, CERT_NAME).with_context(|| {
-            format!(
-                "load certificate {CERT_NAME:?} from {}",
-                cluster.certs.display()
-            )
-        })?;
+        let tls = dfs_ops::daemon::load_tls(&cluster.certs, CERT_NAME)?;
         Ok(Admin {
             client: RpcClient::new(client_endpoint(&tls)?, Role::Coord),
             coord: cluster.coord.clone(),

@@ -45,7 +45,7 @@ async fn dfs_status_where_drain_remove_against_a_real_coordinator() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let certs = dir.join("certs");
-    dfs_proto::pki::init_dir(&certs, "t", 1).unwrap();
+    dfs_pki::init_dir(&certs, "t", 1).unwrap();
     std::fs::create_dir_all(dir.join("coord")).unwrap();
     // The address file lands in coord/addr, where `dfs` looks for it.
     let server = super::served::serve(&certs, &dir.join("coord"), |_| {}).await;

@@ -20,9 +20,9 @@ mod served;
 mod view;
 
 use dfs_coord::{CoordSettings, Coordinator};
+use dfs_proto::access::Role;
 use dfs_proto::coord_msg::*;
 use dfs_proto::node_msg::NodeStats;
-use dfs_proto::pki::Role;
 use dfs_proto::rpc::Peer;
 use dfs_proto::{ErrorCode, Ino, NodeId, ShardId, WireResult, ROOT_INO};
 use std::sync::Arc;

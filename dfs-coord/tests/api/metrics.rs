@@ -20,7 +20,7 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
 #[tokio::test]
 async fn scrape_shows_cluster_and_request_metrics() {
     let certs = tempfile::tempdir().unwrap();
-    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    dfs_pki::init_dir(certs.path(), "t", 1).unwrap();
     let data = tempfile::tempdir().unwrap();
     // A port free when asked; nothing else in this test binds TCP.
     let metrics = std::net::TcpListener::bind("127.0.0.1:0")

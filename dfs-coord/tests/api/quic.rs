@@ -8,7 +8,7 @@ use std::time::Duration;
 #[tokio::test]
 async fn serve_over_quic_and_refuse_client_registry_calls() {
     let certs = tempfile::tempdir().unwrap();
-    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    dfs_pki::init_dir(certs.path(), "t", 1).unwrap();
     let data = tempfile::tempdir().unwrap();
     let server = super::served::serve(certs.path(), data.path(), |_| {}).await;
     let addr = server.addr.clone();

@@ -3,7 +3,7 @@
 
 use super::served::Served;
 use super::*;
-use dfs_proto::intruder::{attempt, Intruder};
+use dfs_pki::intruder::{attempt, Intruder};
 use dfs_proto::rpc::{client_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
 use std::path::Path;
@@ -66,7 +66,7 @@ fn requests() -> Vec<(&'static str, Vec<u8>)> {
 #[tokio::test]
 async fn peers_without_a_valid_cluster_certificate_get_nothing() {
     let certs = tempfile::tempdir().unwrap();
-    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    dfs_pki::init_dir(certs.path(), "t", 1).unwrap();
     let (s, data) = serve(certs.path()).await;
     let addr = s.addr.parse().unwrap();
     // The metadata directory is the coordinator's alone.
@@ -111,7 +111,7 @@ async fn peers_without_a_valid_cluster_certificate_get_nothing() {
 #[tokio::test]
 async fn a_revoked_certificate_is_refused_without_a_restart() {
     let certs = tempfile::tempdir().unwrap();
-    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    dfs_pki::init_dir(certs.path(), "t", 1).unwrap();
     let (s, _data) = serve(certs.path()).await;
     let client_for = |name: &str| {
         let tls = ClusterTls::load_dir(certs.path(), name).unwrap();

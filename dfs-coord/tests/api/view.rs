@@ -145,7 +145,7 @@ async fn start(
     tempfile::TempDir,
 ) {
     let certs = tempfile::tempdir().unwrap();
-    dfs_proto::pki::init_dir(certs.path(), "t", 1).unwrap();
+    dfs_pki::init_dir(certs.path(), "t", 1).unwrap();
     let addr_file = certs.path().join("addr");
     let cfg = dfs_coord::CoordConfig {
         data: certs.path().join("meta"),

@@ -7,9 +7,9 @@
 use dfs_coord::{CoordSettings, Coordinator};
 use dfs_fuse::backend::Backend;
 use dfs_fuse::fs::{Fs, FsConfig};
+use dfs_proto::access::Role;
 use dfs_proto::coord_msg::{Caller, CoordRequest, CoordResponse};
 use dfs_proto::node_msg::{NodeRequest, NodeResponse, NodeStats};
-use dfs_proto::pki::Role;
 use dfs_proto::rpc::Peer;
 use dfs_proto::{NodeId, ShardId, WireError, WireResult, ROOT_INO};
 use std::collections::{HashMap, HashSet};

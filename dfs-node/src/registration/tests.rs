@@ -1,7 +1,8 @@
 //! Registration against a fake coordinator over real QUIC.
 
 use super::*;
-use dfs_proto::pki::{self, Role};
+use dfs_pki as pki;
+use dfs_proto::access::Role;
 use dfs_proto::rpc::{client_endpoint, serve, server_endpoint, Handler, Peer};
 use dfs_proto::tls::ClusterTls;
 use std::sync::atomic::{AtomicBool, Ordering};

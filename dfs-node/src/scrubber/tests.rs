@@ -4,7 +4,8 @@
 
 use super::*;
 use crate::shard_store::ShardStore;
-use dfs_proto::pki::{self, Role};
+use dfs_pki as pki;
+use dfs_proto::access::Role;
 use dfs_proto::rpc::{client_endpoint, RpcClient};
 use dfs_proto::tls::ClusterTls;
 use dfs_proto::ShardId;

@@ -53,7 +53,7 @@ impl Intruder {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key)?,
         };
-        tls.alpn_protocols = vec![crate::ALPN.to_vec()];
+        tls.alpn_protocols = vec![dfs_proto::ALPN.to_vec()];
         let crypto = QuicClientConfig::try_from(tls).context("QUIC client crypto")?;
         Ok(quinn::ClientConfig::new(Arc::new(crypto)))
     }
@@ -64,7 +64,7 @@ impl Intruder {
     ) -> Result<Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(vec![
-            crate::pki::Role::Client.san().to_string(),
+            dfs_proto::access::Role::Client.san().to_string(),
             "intruder".to_string(),
         ])?;
         params.extended_key_usages = vec![
@@ -102,7 +102,7 @@ impl Intruder {
 pub async fn attempt(
     cfg: quinn::ClientConfig,
     addr: SocketAddr,
-    server_role: crate::pki::Role,
+    server_role: dfs_proto::access::Role,
     request: &[u8],
 ) -> Result<Vec<u8>> {
     let mut ep = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
@@ -112,7 +112,9 @@ pub async fn attempt(
         let (mut send, mut recv) = conn.open_bi().await?;
         send.write_all(request).await?;
         send.finish()?;
-        let resp = recv.read_to_end(crate::frame::MAX_FRAME as usize).await?;
+        let resp = recv
+            .read_to_end(dfs_proto::frame::MAX_FRAME as usize)
+            .await?;
         anyhow::Ok(resp)
     })
     .await

@@ -1,4 +1,8 @@
-//! The cluster's certificate authority and the certificates it issues.
+//! dfs-pki: the cluster's certificate authority and the certificates it issues.
+//!
+//! Only `dfs-coord certs` (and tests) issue certificates, so this lives in its own crate:
+//! the wire contract (`dfs-proto`) every component links stays free of rcgen, and no
+//! daemon carries certificate-signing code on its serving path.
 //!
 //! Every component proves who it is with a certificate signed by the cluster CA, and every
 //! QUIC connection checks the peer's certificate against that CA in both directions
@@ -9,6 +13,8 @@
 //! Files in a certificate directory: `ca.crt` (public), `ca.key` (keep it off the servers
 //! once certificates are issued), and `NAME.crt` + `NAME.key` per component. Private keys
 //! are written with mode 0600.
+//!
+//! - `intruder` (feature `test-peers`): identities servers must refuse, for tests.
 
 use anyhow::{bail, Context, Result};
 use rcgen::{
@@ -20,35 +26,10 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// What a certificate's holder is allowed to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Coord,
-    Node,
-    Client,
-    Admin,
-}
+pub use dfs_proto::access::Role;
 
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Coord, Role::Node, Role::Client, Role::Admin];
-
-    /// The DNS-style name put in the certificate's SANs, and the server name a client
-    /// verifies when it dials a server of this role.
-    pub fn san(self) -> &'static str {
-        match self {
-            Role::Coord => "dfs-coord",
-            Role::Node => "dfs-node",
-            Role::Client => "dfs-client",
-            Role::Admin => "dfs-admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.san() == s || r.san().trim_start_matches("dfs-") == s)
-    }
-}
+#[cfg(feature = "test-peers")]
+pub mod intruder;
 
 /// Creates `ca.crt` and `ca.key` in `dir` (which must not hold a CA yet).
 pub fn create_ca(dir: &Path, cluster_name: &str) -> Result<()> {
@@ -59,7 +40,7 @@ pub fn create_ca(dir: &Path, cluster_name: &str) -> Result<()> {
             crt.display()
         );
     }
-    create_private_dir(dir)?;
+    dfs_ops::durable::create_private_dir(dir)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, format!("dfs cluster CA {cluster_name}"));
@@ -128,19 +109,6 @@ pub fn init_dir(dir: &Path, cluster_name: &str, nodes: usize) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Creates `dir` (and missing parents) with mode 0700: certificate directories hold
-/// private keys, and data directories hold everyone's file contents and metadata, which
-/// the mount's permission checks protect only when read through the mount. Directories
-/// that already exist keep their mode (an operator may have chosen it).
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("create {}", dir.display()))
 }
 
 /// Writes a secret with mode 0600 from the moment it exists (no window where it is

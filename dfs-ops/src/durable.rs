@@ -7,9 +7,23 @@
 //! creating or renaming a file, the directory must be fsynced too, or the file can vanish
 //! on reboot even though its bytes were safely written.
 
+use anyhow::Context;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+/// Creates `dir` (and missing parents) with mode 0700: data directories hold everyone's
+/// file contents and metadata, which the mount's permission checks protect only when read
+/// through the mount, and certificate directories hold private keys. Directories that
+/// already exist keep their mode (an operator may have chosen it).
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("create {}", dir.display()))
+}
 
 /// Makes the entries of `dir` (files created, renamed or removed in it) durable.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
