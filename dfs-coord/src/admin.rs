@@ -121,7 +121,11 @@ fn run(cli: Cli) -> Result<u8> {
         .context("start the async runtime")?;
     rt.block_on(async {
         let admin = Admin::new(&cluster)?;
-        command(&admin, cli.command, cli.json).await
+        let r = command(&admin, cli.command, cli.json).await;
+        // Say goodbye: a process that just exits leaves the coordinator waiting for it
+        // (see `RpcClient::close`).
+        admin.close().await;
+        r
     })
 }
 

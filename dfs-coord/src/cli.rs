@@ -202,10 +202,13 @@ impl AdminConn {
         runtime()?.block_on(async {
             let tls = dfs_ops::daemon::load_tls(&self.certs, cert_name)?;
             let client = RpcClient::new(client_endpoint(&tls)?, Role::Coord);
-            client
+            let r = client
                 .call(coord, &req, deadline)
                 .await
-                .with_context(|| format!("ask {coord} for {req:?}"))
+                .with_context(|| format!("ask {coord} for {req:?}"));
+            // A process that just exits leaves the coordinator waiting for it.
+            client.close().await;
+            r
         })
     }
 }

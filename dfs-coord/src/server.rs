@@ -681,6 +681,11 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     let shutdown = async {
         shutdown.await;
         sd_notify::notify_or_log(sd_notify::STOPPING);
+        // While the server drains it reads no new heartbeat: a detector left running
+        // would mark every node down, and a Place still being answered would wait for
+        // nodes that cannot come back until the next process.
+        detector.abort();
+        maintenance.abort();
     };
     serve_with(
         endpoint.clone(),
@@ -692,8 +697,6 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     for server in [metrics_server, view_server].into_iter().flatten() {
         server.abort();
     }
-    detector.abort();
-    maintenance.abort();
     syncer.abort();
     if let Err(e) = coord.sync().await {
         warn!("failed to make the last namespace changes durable: {e}");

@@ -56,7 +56,8 @@ impl Backend for Remote {
     /// fresh connection, so a restart shows as a pause rather than EIO. Only requests
     /// that are safe to repeat are repeated once they may have been sent.
     async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
-        self.coord
+        let r = self
+            .coord
             .call_patiently(
                 &self.coord_addr,
                 &req,
@@ -64,7 +65,14 @@ impl Backend for Remote {
                 self.meta_deadline,
                 req.is_idempotent(),
             )
-            .await
+            .await;
+        // A program on the mount sees only EIO: the log says which request and why.
+        if let Err(e) = &r {
+            if e.code == dfs_proto::ErrorCode::Unavailable {
+                tracing::warn!(request = req.name(), "coordinator request failed: {e}");
+            }
+        }
+        r
     }
 
     async fn node(

@@ -181,6 +181,8 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
     // coordinator. One client endpoint (one UDP socket) serves every outgoing call; each
     // RpcClient on it checks the role of the servers it dials.
     let dialer = client_endpoint(&tls)?;
+    // Kept to close every outgoing connection when the node stops.
+    let outgoing = RpcClient::new(dialer.clone(), Role::Coord);
     let coord_client = RpcClient::new(dialer.clone(), Role::Coord);
     let registration = tokio::spawn(
         Registration::new(store.clone(), coord_client, cfg.coord.clone(), advertised).run(),
@@ -227,6 +229,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
     // its rename or leaves only a tmp file, removed at the next start).
     registration.abort();
     scrubber.abort();
+    outgoing.close().await;
     info!("dfs-node stopped");
     Ok(())
 }

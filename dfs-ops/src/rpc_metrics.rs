@@ -70,6 +70,9 @@ impl RpcMetrics {
 }
 
 /// `inner`, measured.
+/// A request that takes this long is logged (at info level) with its name and peer.
+const SLOW: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct Metered<H> {
     inner: Arc<H>,
     metrics: RpcMetrics,
@@ -92,7 +95,12 @@ where
         let start = Instant::now();
         let result = self.inner.handle(peer, req).await;
         let m = &self.metrics;
-        m.duration.observe(&[op], start.elapsed());
+        let took = start.elapsed();
+        m.duration.observe(&[op], took);
+        // The histogram says how many; the log says which, when one stands out.
+        if took >= SLOW {
+            tracing::info!(op, ?took, peer = %peer.addr, "slow request");
+        }
         m.requests.inc(&[op]);
         if received > 0 {
             m.received.add(&[op], received);

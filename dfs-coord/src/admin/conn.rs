@@ -74,6 +74,11 @@ impl Admin {
             other => Err(unexpected("Status", &other)),
         }
     }
+
+    /// Closes the connection, for a command that is done.
+    pub async fn close(&self) {
+        self.client.close().await;
+    }
 }
 
 /// Something that sends one request to a coordinator and returns its answer: [`Admin`]
