@@ -20,6 +20,7 @@
 
 use crate::events::EventKind;
 use crate::server::Coordinator;
+use crate::store::Reader;
 use crate::store::{NodeAdmin, ReadTables};
 use dfs_proto::coord_msg::MAX_LAYOUT_PAGE;
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult};

@@ -8,6 +8,7 @@
 
 use crate::events::EventKind;
 use crate::server::Coordinator;
+use crate::store::Reader;
 use dfs_proto::coord_msg::{FsckReport, ShardIssue};
 use dfs_proto::{Ino, NodeId, ShardId, WireResult};
 use std::collections::{HashMap, HashSet};

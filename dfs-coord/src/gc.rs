@@ -23,6 +23,7 @@ use crate::maintenance::{send_all, NodeSender};
 use crate::registry::Holder;
 use crate::server::Coordinator;
 use crate::status::human_bytes;
+use crate::store::Reader;
 use crate::store::ShardRec;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
 use dfs_proto::{ErrorCode, Ino, NodeId, ShardId, WireResult};

@@ -12,7 +12,7 @@
 //! the old or the new content of a slice, never a mix.
 
 use crate::namespace::clear_setid;
-use crate::store::{err, ReadTables, ShardRec, Tables};
+use crate::store::{err, ReadTables, Reader, ShardRec, Tables};
 use dfs_proto::coord_msg::{
     Attr, Caller, CommitShard, FileKind, Layout, LayoutShard, NanoTime, NodeAddr, MAX_LAYOUT_PAGE,
 };

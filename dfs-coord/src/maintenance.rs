@@ -13,6 +13,7 @@
 //! which only ever delays a deletion, never hastens one.
 
 use crate::server::Coordinator;
+use crate::store::Reader;
 use crate::store::ShardRec;
 use dfs_proto::access::Role;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};

@@ -6,6 +6,7 @@
 //! entries and two inodes) is all-or-nothing.
 
 use crate::layout;
+use crate::store::Reader;
 use crate::store::{err, Dirent, Inode, ReadTables, Tables};
 use dfs_proto::coord_msg::{
     Attr, Caller, DirEntry, DirPage, FileKind, NanoTime, SetAttrs, SetTime, MAX_DIR_PAGE,

@@ -17,7 +17,7 @@
 //! elsewhere (see `decommission.rs`).
 
 use crate::events::{EventKind, Events};
-use crate::store::{NodeAdmin, Tables};
+use crate::store::{NodeAdmin, Reader, Tables};
 use dfs_proto::coord_msg::{NodeInfo, NodeState};
 use dfs_proto::node_msg::NodeStats;
 use dfs_proto::{NodeId, ShardId, WireError, WireResult};

@@ -20,6 +20,7 @@ use crate::placement;
 use crate::registry::Holder;
 use crate::server::Coordinator;
 use crate::status::human_bytes;
+use crate::store::Reader;
 use crate::store::ShardRec;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireResult};

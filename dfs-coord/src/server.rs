@@ -11,6 +11,7 @@ use crate::decommission::drain_left;
 use crate::events::Events;
 use crate::maintenance::{maintenance_loop, Maint, NodeSender, RpcNodeSender};
 use crate::registry::{apply_inventory, Registry};
+use crate::store::Reader;
 use crate::store::{ReadTables, Store, StoredSettings, Tables};
 use crate::{layout, namespace, placement, xattr};
 use anyhow::Context;

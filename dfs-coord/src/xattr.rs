@@ -2,6 +2,7 @@
 //! security labels), kept in their own table keyed by (inode, name) so listing them is a
 //! range scan and deleting an inode can drop them all.
 
+use crate::store::Reader;
 use crate::store::{err, ReadTables, Tables};
 use dfs_proto::coord_msg::{NanoTime, XattrMode};
 use dfs_proto::{ErrorCode, Ino, WireError, WireResult, MAX_XATTR_VALUE};

@@ -3,6 +3,7 @@
 //! the same transaction, or swap two entries (RENAME_EXCHANGE).
 
 use super::{check_name, delete_inode, drop_link, load_dir, no_entry, touch_dir};
+use crate::store::Reader;
 use crate::store::{err, Tables};
 use dfs_proto::coord_msg::{FileKind, NanoTime, RenameFlags};
 use dfs_proto::{ErrorCode, Ino, WireError, WireResult, ROOT_INO};
