@@ -19,9 +19,7 @@
 
 use crate::backend::Backend;
 use crate::dirty::{self, DirtyShard, Sparse};
-use crate::node_health::NodeHealth;
-use crate::shard_cache::ShardCache;
-use crate::shard_io::{self, Stored};
+use crate::shard_io::{ShardIo, Stored};
 use dfs_proto::coord_msg::{
     Attr, Caller, CommitShard, CoordRequest, CoordResponse, LayoutShard, NanoTime, NodeAddr,
     MAX_LAYOUT_PAGE,
@@ -32,21 +30,18 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::error;
 
 /// What every open file shares with the rest of the mount.
 pub struct Ctx<B> {
+    /// For the coordinator requests of a file (its commit).
     pub backend: Arc<B>,
-    pub cache: Arc<ShardCache>,
+    /// Fetching and storing shards.
+    pub io: Arc<ShardIo<B>>,
     /// Bounds the uploads in flight across the mount (and so the memory they hold).
     pub upload_slots: Arc<Semaphore>,
-    /// Nodes that failed recently, tried last.
-    pub health: Arc<NodeHealth>,
-    /// Deadline of one request to a storage node.
-    pub node_deadline: Duration,
     /// Dirty bytes one file may buffer before uploads start without waiting for a flush.
     pub max_dirty: usize,
     /// Dirty bytes buffered by all the files of the mount together, and their limit.
@@ -60,10 +55,8 @@ impl<B> Clone for Ctx<B> {
     fn clone(&self) -> Self {
         Ctx {
             backend: self.backend.clone(),
-            cache: self.cache.clone(),
+            io: self.io.clone(),
             upload_slots: self.upload_slots.clone(),
-            health: self.health.clone(),
-            node_deadline: self.node_deadline,
             max_dirty: self.max_dirty,
             dirty_total: self.dirty_total.clone(),
             leases: self.leases.clone(),
@@ -717,16 +710,8 @@ async fn execute_piece<B: Backend>(
                 len,
             } => {
                 let (o, l) = (offset as usize, len as usize);
-                if whole || ctx.cache.contains(&id) {
-                    let d = shard_io::fetch_whole(
-                        &*ctx.backend,
-                        &ctx.cache,
-                        &ctx.health,
-                        id,
-                        &holders,
-                        ctx.node_deadline,
-                    )
-                    .await?;
+                if whole || ctx.io.is_cached(&id) {
+                    let d = ctx.io.fetch_whole(id, &holders).await?;
                     if d.len() < o + l {
                         return Err(WireError::corrupt(format!(
                             "shard {id} is shorter than its layout says"
@@ -734,15 +719,10 @@ async fn execute_piece<B: Backend>(
                     }
                     out.extend_from_slice(&d[o..o + l]);
                 } else {
-                    let d = shard_io::fetch_range(
-                        &*ctx.backend,
-                        &ctx.health,
-                        id,
-                        ByteRange { offset, len },
-                        &holders,
-                        ctx.node_deadline,
-                    )
-                    .await?;
+                    let d = ctx
+                        .io
+                        .fetch_range(id, ByteRange { offset, len }, &holders)
+                        .await?;
                     out.extend_from_slice(&d);
                 }
             }
@@ -764,16 +744,7 @@ async fn upload<B: Backend>(ctx: &Ctx<B>, data: DirtyShard, base: Option<Source>
                     "a sparse shard buffer has no stored base to patch",
                 )),
                 None => Ok(None),
-                Some(src) => shard_io::fetch_for_patch(
-                    &*ctx.backend,
-                    &ctx.cache,
-                    &ctx.health,
-                    src.id,
-                    &src.holders,
-                    ctx.node_deadline,
-                )
-                .await
-                .map(Some),
+                Some(src) => ctx.io.fetch_for_patch(src.id, &src.holders).await.map(Some),
             };
             match fetched {
                 Ok(Some(b)) if b.len() < sp.valid() => {
@@ -785,7 +756,8 @@ async fn upload<B: Backend>(ctx: &Ctx<B>, data: DirtyShard, base: Option<Source>
             }
         }
     };
-    shard_io::store(&*ctx.backend, &ctx.health, data, ctx.node_deadline)
+    ctx.io
+        .store(data)
         .await
         .map_err(|(e, d)| (e, DirtyShard::Full(d)))
 }

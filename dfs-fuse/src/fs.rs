@@ -9,8 +9,7 @@
 use crate::backend::Backend;
 use crate::file::{execute_read, Ctx, FileState};
 use crate::lookup_cache::{self, LookupCache, Watched};
-use crate::shard_cache::ShardCache;
-use crate::shard_io;
+use crate::shard_io::ShardIo;
 use dfs_proto::coord_msg::{
     Attr, Caller, CoordRequest, CoordResponse, DirEntry, FileKind, FsStats, RenameFlags, SetAttrs,
     XattrMode, MAX_DIR_PAGE,
@@ -151,15 +150,18 @@ macro_rules! expect {
 impl<B: Backend> Fs<B> {
     pub fn new(backend: Arc<B>, cfg: FsConfig) -> Fs<B> {
         let lookups = Arc::new(LookupCache::new(cfg.lookup_ttl));
+        let backend = Arc::new(Watched::new(backend, lookups.clone()));
         Fs {
             holder_wait: cfg.holder_wait,
-            lookups: lookups.clone(),
+            lookups,
             ctx: Ctx {
-                backend: Arc::new(Watched::new(backend, lookups)),
-                cache: Arc::new(ShardCache::new(cfg.cache_bytes)),
+                io: Arc::new(ShardIo::new(
+                    backend.clone(),
+                    cfg.cache_bytes,
+                    cfg.node_deadline,
+                )),
+                backend,
                 upload_slots: Arc::new(Semaphore::new(cfg.upload_slots.max(1))),
-                health: Arc::new(crate::node_health::NodeHealth::default()),
-                node_deadline: cfg.node_deadline,
                 max_dirty: cfg.max_dirty,
                 dirty_total: Arc::new(AtomicUsize::new(0)),
                 leases: Arc::new(crate::file::Leases::default()),
@@ -657,18 +659,10 @@ impl<B: Backend> Fs<B> {
         // Readahead: a sequential reader will want the next shards soon; start fetching
         // them now so the network works while the program consumes this one.
         for (id, holders) in next {
-            if !self.ctx.cache.contains(&id) {
-                let ctx = self.ctx.clone();
+            if !self.ctx.io.is_cached(&id) {
+                let io = self.ctx.io.clone();
                 tokio::spawn(async move {
-                    let _ = shard_io::fetch_whole(
-                        &*ctx.backend,
-                        &ctx.cache,
-                        &ctx.health,
-                        id,
-                        &holders,
-                        ctx.node_deadline,
-                    )
-                    .await;
+                    let _ = io.fetch_whole(id, &holders).await;
                 });
             }
         }
