@@ -25,17 +25,23 @@
 
 pub mod backend;
 pub mod cli;
+pub mod dir;
 pub mod dirty;
 pub mod errno;
 pub mod file;
 pub mod fs;
 pub mod fuse;
+pub mod handles;
+pub mod lease;
 pub mod lookup_cache;
 pub mod metrics;
 pub mod mount_helper;
 pub mod node_health;
+pub mod read;
+pub mod readahead;
 pub mod shard_cache;
 pub mod shard_io;
+pub mod upload;
 
 use anyhow::{bail, Context, Result};
 use backend::{Backend, Remote};
