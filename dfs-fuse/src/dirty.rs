@@ -1,4 +1,6 @@
-//! The bytes written to one shard of an open file since it was last stored.
+//! The bytes written to an open file since they were last stored: one buffer per shard
+//! ([`DirtyShard`]), and the file's set of them ([`Buffers`]), whose memory counts against
+//! the file's and the mount's dirty budgets.
 //!
 //! Shards are content-addressed and immutable: changing 4 KiB of a 1 MiB shard means
 //! storing a new 1 MiB shard, so its other bytes must be read from the nodes first. Doing
@@ -18,6 +20,8 @@
 //! followed by an extension must read zeros, not the old bytes, past the cut.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// The written ranges of one shard whose other bytes are in a stored base shard.
 #[derive(Debug, Clone, Default)]
@@ -269,6 +273,110 @@ pub fn victim(dirty: &BTreeMap<u64, DirtyShard>) -> Option<u64> {
         }
     }
     best.map(|(i, _)| i)
+}
+
+/// The dirty shards of one file by index, and the memory they hold. That memory is
+/// counted twice: here, for the file's own budget, and in a total shared by every file of
+/// the mount (`budget`), for the mount's.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    shards: BTreeMap<u64, DirtyShard>,
+    /// Memory held by `shards`, also counted in the mount-wide `budget`.
+    bytes: usize,
+    budget: Arc<AtomicUsize>,
+}
+
+impl Buffers {
+    /// Connects this file's dirty-byte count to the mount-wide one (at open).
+    pub fn attach_budget(&mut self, total: Arc<AtomicUsize>) {
+        total.fetch_add(self.bytes, Ordering::Relaxed);
+        self.budget.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.budget = total;
+    }
+
+    /// Memory held by this file's buffers.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Memory held by the buffers of every file of the mount.
+    pub fn mount_bytes(&self) -> usize {
+        self.budget.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+
+    pub fn contains(&self, idx: u64) -> bool {
+        self.shards.contains_key(&idx)
+    }
+
+    pub fn get(&self, idx: u64) -> Option<&DirtyShard> {
+        self.shards.get(&idx)
+    }
+
+    /// The indexes of the shards that have a buffer, in order.
+    pub fn indexes(&self) -> Vec<u64> {
+        self.shards.keys().copied().collect()
+    }
+
+    /// The shard to flush first when over budget (see [`victim`]).
+    pub fn victim(&self) -> Option<u64> {
+        victim(&self.shards)
+    }
+
+    fn add(&mut self, n: usize) {
+        self.bytes += n;
+        self.budget.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub(&mut self, n: usize) {
+        let n = n.min(self.bytes);
+        self.bytes -= n;
+        self.budget.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Puts a buffer in (replacing any), keeping the counts right.
+    pub fn put(&mut self, idx: u64, d: DirtyShard) {
+        self.add(d.mem());
+        if let Some(old) = self.shards.insert(idx, d) {
+            self.sub(old.mem());
+        }
+    }
+
+    pub fn take(&mut self, idx: u64) -> Option<DirtyShard> {
+        let d = self.shards.remove(&idx)?;
+        self.sub(d.mem());
+        Some(d)
+    }
+
+    /// Applies a write of `data` at `at` to the buffer of shard `idx`, which must exist
+    /// (see [`Buffers::put`]). Returns the buffer's length if it now holds every byte of
+    /// the shard (a `Full` buffer), so the caller can tell when a shard is complete.
+    pub fn write(&mut self, idx: u64, at: usize, data: &[u8]) -> Option<usize> {
+        let buf = self.shards.get_mut(&idx)?;
+        let before = buf.mem();
+        buf.write(at, data);
+        let (after, full) = (
+            buf.mem(),
+            match buf {
+                DirtyShard::Full(b) => Some(b.len()),
+                DirtyShard::Sparse(_) => None,
+            },
+        );
+        self.add(after.saturating_sub(before));
+        self.sub(before.saturating_sub(after));
+        full
+    }
+}
+
+impl Drop for Buffers {
+    /// Buffers dropped with the file (its last handle closed after a failed commit) give
+    /// their share of the mount's budget back.
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

@@ -7,17 +7,22 @@
 //! and commits them on flush/fsync: that is close-to-open consistency.
 
 use crate::backend::Backend;
-use crate::file::{execute_read, Ctx, FileState};
+use crate::dir::{self, DirReplier, DirSnapshot, ListedAttrs};
+use crate::file::{Ctx, FileState};
+use crate::handles::{Handle, Handles, MAX_SEEN};
+use crate::lease::{self, Leases};
 use crate::lookup_cache::{self, LookupCache, Watched};
-use crate::shard_cache::ShardCache;
-use crate::shard_io;
+use crate::read::execute_read;
+use crate::readahead::{self, READAHEAD_SHARDS};
+use crate::shard_io::ShardIo;
 use dfs_proto::coord_msg::{
     Attr, Caller, CoordRequest, CoordResponse, DirEntry, FileKind, FsStats, RenameFlags, SetAttrs,
-    XattrMode, MAX_DIR_PAGE,
+    XattrMode,
 };
 use dfs_proto::{Ino, WireError, WireResult};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -68,65 +73,17 @@ impl Default for FsConfig {
 /// of mfsmount's (470 MiB there); 64 MiB keeps the peak near 200 MiB.
 pub const DEFAULT_MAX_DIRTY: usize = 64 << 20;
 
-type Shared = Arc<tokio::sync::Mutex<FileState>>;
-
-/// Shards fetched ahead of a sequential reader: enough to keep the network busy while the
-/// program consumes the current one, few enough not to flush the cache.
-const READAHEAD_SHARDS: u64 = 2;
-
-/// A regular file open on this mount.
-///
-/// The handle count lives here, under the `files` lock, and not in the `FileState`: an
-/// open that finds the file and a release that drops its last handle must agree, in one
-/// critical section, on whether the state is still the mount's. (With the count inside
-/// the state, a release could take it to zero and drop the entry while an open that had
-/// already found the entry waited for the state's lock; that open then wrote into a state
-/// nothing else could see, and a later truncate or stat went to a fresh one: lost sizes
-/// and stale bytes under fsx. The kernel sends release asynchronously, after close()
-/// has returned, so the next open of the same file races it.)
-struct OpenFile {
-    state: Shared,
-    handles: u32,
-}
-
-struct Handle {
-    ino: Ino,
-    file: Shared,
-    /// End of the previous read: a read starting there is sequential.
-    last_end: AtomicU64,
-}
-
-/// A directory listing taken at opendir, served to readdir by position.
-pub struct DirSnapshot {
-    pub ino: Ino,
-    pub parent: Ino,
-    pub entries: Vec<DirEntry>,
-    /// The lookup cache's generation before the listing was fetched: what the listing
-    /// says stops counting once anything changes through this mount.
-    pub generation: u64,
-}
-
 pub struct Fs<B: Backend> {
     /// Its backend is wrapped in `Watched`, so every change marks `lookups` stale.
     ctx: Ctx<Watched<B>>,
     holder_wait: Duration,
     lookups: Arc<LookupCache>,
-    /// Open regular files by inode, with their number of open handles on this mount.
-    files: Mutex<HashMap<Ino, OpenFile>>,
-    handles: Mutex<HashMap<u64, Arc<Handle>>>,
-    dirs: Mutex<HashMap<u64, Arc<DirSnapshot>>>,
-    next_fh: AtomicU64,
-    /// Content generation of each file as of its last open on this mount. If a new open
-    /// finds the same generation, the kernel's cached pages are still right.
-    seen: Mutex<HashMap<Ino, u64>>,
+    /// What is open: files, their handles, directory handles.
+    open: Handles,
     /// The last name each inode was looked up or created under, so error logs can say
     /// which file failed (the kernel talks to us in inode numbers only).
     names: Mutex<HashMap<Ino, String>>,
 }
-
-/// Entries in `seen` before it is simply cleared (a forgotten entry only costs a cache
-/// refill, never a wrong answer).
-const MAX_SEEN: usize = 100_000;
 
 fn now_ns() -> i64 {
     let d = std::time::SystemTime::now()
@@ -151,25 +108,24 @@ macro_rules! expect {
 impl<B: Backend> Fs<B> {
     pub fn new(backend: Arc<B>, cfg: FsConfig) -> Fs<B> {
         let lookups = Arc::new(LookupCache::new(cfg.lookup_ttl));
+        let backend = Arc::new(Watched::new(backend, lookups.clone()));
         Fs {
             holder_wait: cfg.holder_wait,
-            lookups: lookups.clone(),
+            lookups,
             ctx: Ctx {
-                backend: Arc::new(Watched::new(backend, lookups)),
-                cache: Arc::new(ShardCache::new(cfg.cache_bytes)),
+                io: Arc::new(ShardIo::new(
+                    backend.clone(),
+                    cfg.cache_bytes,
+                    cfg.node_deadline,
+                )),
+                backend,
                 upload_slots: Arc::new(Semaphore::new(cfg.upload_slots.max(1))),
-                health: Arc::new(crate::node_health::NodeHealth::default()),
-                node_deadline: cfg.node_deadline,
                 max_dirty: cfg.max_dirty,
                 dirty_total: Arc::new(AtomicUsize::new(0)),
-                leases: Arc::new(crate::file::Leases::default()),
+                leases: Arc::new(Leases::default()),
                 max_dirty_total: cfg.max_dirty_total,
             },
-            files: Mutex::new(HashMap::new()),
-            handles: Mutex::new(HashMap::new()),
-            dirs: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
-            seen: Mutex::new(HashMap::new()),
+            open: Handles::default(),
             names: Mutex::new(HashMap::new()),
         }
     }
@@ -189,7 +145,7 @@ impl<B: Backend> Fs<B> {
     /// between the coordinator's answer and this lock. The content generation tells which
     /// is newer; a stale answer must not roll the size back.
     async fn overlay(&self, attr: Attr) -> Attr {
-        let Some(f) = self.open_file(attr.ino) else {
+        let Some(f) = self.open.open_file(attr.ino) else {
             return attr;
         };
         let st = f.lock().await;
@@ -264,7 +220,7 @@ impl<B: Backend> Fs<B> {
             Err(e) => {
                 // An open file whose last name is gone may no longer exist on the
                 // coordinator (e.g. replaced by a rename); fstat still works on Linux.
-                let file = self.open_file(ino);
+                let file = self.open.open_file(ino);
                 match file {
                     Some(f) if e.code == dfs_proto::ErrorCode::NotFound => {
                         Ok(f.lock().await.local_attr())
@@ -276,7 +232,7 @@ impl<B: Backend> Fs<B> {
     }
 
     pub async fn setattr(&self, ino: Ino, caller: Caller, set: SetAttrs) -> WireResult<Attr> {
-        let file = self.open_file(ino);
+        let file = self.open.open_file(ino);
         if let (Some(f), Some(_)) = (&file, set.size) {
             // Truncate of a file open here: commit what is buffered first so the
             // coordinator's truncation applies to the newest content, then reload.
@@ -375,7 +331,7 @@ impl<B: Backend> Fs<B> {
         // If the file is open here, ask the coordinator to keep the inode until our last
         // close: an open file stays readable after its last name is removed. Finding out
         // costs a lookup, which `rm -r` of a tree (nothing open) need not pay.
-        let nothing_open = lock(&self.files).is_empty();
+        let nothing_open = self.open.no_open_files();
         let target = if nothing_open {
             None
         } else {
@@ -390,7 +346,7 @@ impl<B: Backend> Fs<B> {
                 _ => None,
             }
         };
-        let open = target.and_then(|ino| self.open_file(ino));
+        let open = target.and_then(|ino| self.open.open_file(ino));
         let keep = open.is_some();
         self.meta(CoordRequest::Unlink {
             parent,
@@ -453,47 +409,31 @@ impl<B: Backend> Fs<B> {
 
     // ---- directories ----------------------------------------------------------------
 
-    /// Takes a snapshot of the directory (all pages), so a listing is consistent even if
-    /// entries change while a program walks it.
+    /// Takes a snapshot of the directory (see `dir.rs`) and returns its handle.
     pub async fn opendir(&self, ino: Ino) -> WireResult<u64> {
         let generation = self.lookups.generation();
-        let mut entries = Vec::new();
-        let mut after = None;
-        let parent = loop {
-            let page = expect!(
-                self.meta(CoordRequest::ReadDir {
-                    ino,
-                    after: after.clone(),
-                    limit: MAX_DIR_PAGE
-                })
-                .await?,
-                Dir,
-                "ReadDir"
-            )?;
-            after = page.entries.last().map(|e| e.name.clone());
-            entries.extend(page.entries);
-            if !page.more || after.is_none() {
-                break page.parent;
-            }
-        };
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.dirs).insert(
-            fh,
-            Arc::new(DirSnapshot {
-                ino,
-                parent,
-                entries,
-                generation,
-            }),
-        );
-        Ok(fh)
+        let snap = DirSnapshot::fetch(&*self.ctx.backend, ino, generation).await?;
+        Ok(self.open.add_dir(snap))
     }
 
     pub fn dir(&self, fh: u64) -> WireResult<Arc<DirSnapshot>> {
-        lock(&self.dirs)
-            .get(&fh)
-            .cloned()
-            .ok_or_else(|| WireError::invalid(format!("no open directory handle {fh}")))
+        self.open.dir(fh)
+    }
+
+    /// readdir (`attrs` false) and readdirplus (`attrs` true): adds the entries of `snap`
+    /// from position `offset` on to `out` until it is full (see `dir.rs`).
+    pub async fn readdir<R: DirReplier>(
+        &self,
+        snap: &DirSnapshot,
+        offset: u64,
+        attrs: bool,
+        out: &mut R,
+    ) {
+        if attrs {
+            dir::fill(snap, offset, out, Some(self)).await
+        } else {
+            dir::fill::<R, Self>(snap, offset, out, None).await
+        }
     }
 
     /// The attributes `lookup` would give for a listed entry: the listing's, with this
@@ -510,7 +450,7 @@ impl<B: Backend> Fs<B> {
     }
 
     pub fn releasedir(&self, fh: u64) {
-        lock(&self.dirs).remove(&fh);
+        self.open.remove_dir(fh);
     }
 
     // ---- files ----------------------------------------------------------------------
@@ -535,7 +475,7 @@ impl<B: Backend> Fs<B> {
     /// since this mount last opened it. Otherwise the caller must make the kernel forget
     /// them before the open returns; that is what makes close-to-open hold.
     pub async fn open(&self, ino: Ino) -> WireResult<(u64, bool)> {
-        let (file, keep_cache) = match self.join_open(ino) {
+        let (file, keep_cache) = match self.open.join_open(ino) {
             // Open here already: its state is the freshest view this mount has.
             Some(f) => (f, true),
             None => {
@@ -543,60 +483,21 @@ impl<B: Backend> Fs<B> {
                 let mut st = FileState::load(&*self.ctx.backend, ino).await?;
                 st.attach_budget(self.ctx.dirty_total.clone());
                 st.attach_leases(self.ctx.leases.clone());
-                let keep = {
-                    let mut seen = lock(&self.seen);
-                    if seen.len() >= MAX_SEEN {
-                        seen.clear();
-                    }
-                    seen.insert(ino, st.attr.generation) == Some(st.attr.generation)
-                };
-                let f = Arc::new(tokio::sync::Mutex::new(st));
-                let mut files = lock(&self.files);
-                let entry = files.entry(ino).or_insert_with(|| OpenFile {
-                    state: f,
-                    handles: 0,
-                });
+                let keep = self.open.same_generation(ino, st.attr.generation);
                 // If another open of the same file won the race, this joins its state.
-                entry.handles += 1;
-                (entry.state.clone(), keep)
+                (self.open.first_open(st), keep)
             }
         };
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.handles).insert(
-            fh,
-            Arc::new(Handle {
-                ino,
-                file,
-                last_end: AtomicU64::new(u64::MAX),
-            }),
-        );
-        Ok((fh, keep_cache))
-    }
-
-    /// The state of `ino` if it is open on this mount.
-    fn open_file(&self, ino: Ino) -> Option<Shared> {
-        lock(&self.files).get(&ino).map(|f| f.state.clone())
-    }
-
-    /// One more handle on `ino`'s state, if it is open on this mount.
-    fn join_open(&self, ino: Ino) -> Option<Shared> {
-        let mut files = lock(&self.files);
-        let f = files.get_mut(&ino)?;
-        f.handles += 1;
-        Some(f.state.clone())
+        Ok((self.open.add_handle(ino, file), keep_cache))
     }
 
     fn handle(&self, fh: u64) -> WireResult<Arc<Handle>> {
-        lock(&self.handles)
-            .get(&fh)
-            .cloned()
-            .ok_or_else(|| WireError::invalid(format!("no open file handle {fh}")))
+        self.open.handle(fh)
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> WireResult<Vec<u8>> {
         let h = self.handle(fh)?;
-        let sequential =
-            h.last_end.swap(offset + u64::from(size), Ordering::Relaxed) == offset || offset == 0;
+        let sequential = h.reads.observe(offset, size);
         let give_up = tokio::time::Instant::now() + self.holder_wait;
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -656,24 +557,9 @@ impl<B: Backend> Fs<B> {
         };
         // Readahead: a sequential reader will want the next shards soon; start fetching
         // them now so the network works while the program consumes this one.
-        for (id, holders) in next {
-            if !self.ctx.cache.contains(&id) {
-                let ctx = self.ctx.clone();
-                tokio::spawn(async move {
-                    let _ = shard_io::fetch_whole(
-                        &*ctx.backend,
-                        &ctx.cache,
-                        &ctx.health,
-                        id,
-                        &holders,
-                        ctx.node_deadline,
-                    )
-                    .await;
-                });
-            }
-        }
+        readahead::prefetch(&self.ctx.io, next);
         let whole = sequential || size >= 64 * 1024;
-        execute_read(&self.ctx, pieces, whole).await
+        execute_read(&self.ctx.io, pieces, whole).await
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> WireResult<u32> {
@@ -692,26 +578,13 @@ impl<B: Backend> Fs<B> {
 
     /// The last close of a handle.
     pub async fn release(&self, fh: u64, caller: Caller) -> WireResult<()> {
-        let Some(h) = lock(&self.handles).remove(&fh) else {
+        let Some(h) = self.open.remove_handle(fh) else {
             return Ok(());
         };
         let mut st = h.file.lock().await;
         // Normally flush already committed; this catches writes through mmap and errors.
         let r = st.commit(&self.ctx, caller).await;
-        let last = {
-            let mut files = lock(&self.files);
-            match files.get_mut(&h.ino) {
-                Some(f) if Arc::ptr_eq(&f.state, &h.file) => {
-                    f.handles = f.handles.saturating_sub(1);
-                    let last = f.handles == 0;
-                    if last {
-                        files.remove(&h.ino);
-                    }
-                    last
-                }
-                _ => false,
-            }
-        };
+        let last = self.open.drop_handle(&h);
         if last && st.unlinked {
             let _ = self.meta(CoordRequest::Release { ino: h.ino }).await;
         }
@@ -775,20 +648,11 @@ impl<B: Backend> Fs<B> {
         .map(drop)
     }
 
-    /// Renews this mount's leases at the coordinator, every second: on every shard it has
-    /// stored but not yet committed, and on every file it unlinked while open.
-    ///
-    /// The coordinator's garbage collector deletes shards that no file references once
-    /// their placement is older than its grace period; a long write (say, hours without an
-    /// fsync) would otherwise lose its early shards before the commit that references
-    /// them. Likewise it deletes an orphan inode (unlinked while open) that no mount has
-    /// named here for that grace: that is how the orphans of a mount that died are
-    /// reclaimed, so a live mount must keep naming its own.
+    /// Renews this mount's leases at the coordinator (every second, see `lease.rs`): on
+    /// every shard it has stored but not yet committed, and on every file it unlinked
+    /// while open.
     pub async fn touch_uncommitted(&self) -> WireResult<()> {
-        let files: Vec<(Ino, Shared)> = lock(&self.files)
-            .iter()
-            .map(|(ino, f)| (*ino, f.state.clone()))
-            .collect();
+        let files = self.open.open_files();
         let mut open = Vec::new();
         for (ino, f) in files {
             // Uploads finished while the file sat idle are filed here, which publishes
@@ -808,29 +672,13 @@ impl<B: Backend> Fs<B> {
         // Read without any file's lock: a long commit must not stop its own shards'
         // lease from being renewed.
         let ids = self.ctx.leases.all();
-        // In messages of at most MAX_INVENTORY_PART of each; none if there is nothing.
-        let max = dfs_proto::coord_msg::MAX_INVENTORY_PART;
-        let (mut ids, mut open) = (&ids[..], &open[..]);
-        while !ids.is_empty() || !open.is_empty() {
-            let (a, b) = (ids.len().min(max), open.len().min(max));
-            self.meta(CoordRequest::Touch {
-                shards: ids[..a].to_vec(),
-                open: open[..b].to_vec(),
-            })
-            .await?;
-            (ids, open) = (&ids[a..], &open[b..]);
-        }
-        Ok(())
+        lease::renew(&*self.ctx.backend, &ids, &open).await
     }
 
     /// Commits every open file's buffered writes (at unmount).
     pub async fn flush_all(&self) -> WireResult<()> {
-        let files: Vec<Shared> = lock(&self.files)
-            .values()
-            .map(|f| f.state.clone())
-            .collect();
         let mut first = Ok(());
-        for f in files {
+        for (_, f) in self.open.open_files() {
             let mut st = f.lock().await;
             if let Err(e) = st.commit(&self.ctx, Caller::ROOT).await {
                 tracing::error!(ino = st.ino, "failed to flush at unmount: {e}");
@@ -840,5 +688,15 @@ impl<B: Backend> Fs<B> {
             }
         }
         first
+    }
+}
+
+impl<B: Backend> ListedAttrs for Fs<B> {
+    fn listed_attr(
+        &self,
+        snap: &DirSnapshot,
+        entry: &DirEntry,
+    ) -> impl Future<Output = Attr> + Send {
+        Fs::listed_attr(self, snap, entry)
     }
 }

@@ -5,12 +5,13 @@
 //! a slow read in one shell cannot stall `ls` in another.
 
 use crate::backend::Backend;
+use crate::dir::{dot_attr, DirReplier};
 use crate::errno::errno;
 use crate::fs::Fs;
 use dfs_proto::coord_msg::{
     Attr, Caller, FileKind, RenameFlags as WireRename, SetAttrs, SetTime, XattrMode,
 };
-use dfs_proto::WireError;
+use dfs_proto::{Ino, WireError};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -508,29 +509,18 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         let snap = match self.fs.dir(fh.0) {
             Ok(s) => s,
             Err(e) => return reply.error(err(&e)),
         };
-        // Position k (0 = ".", 1 = "..", k >= 2 = entries[k-2]); the kernel hands back the
-        // offset of the last entry it consumed, and we resume after it.
-        let total = snap.entries.len() as u64 + 2;
-        for k in offset..total {
-            let (ino, kind, name): (u64, FileType, &str) = match k {
-                0 => (snap.ino, FileType::Directory, "."),
-                1 => (snap.parent, FileType::Directory, ".."),
-                _ => {
-                    let e = &snap.entries[(k - 2) as usize];
-                    (e.attr.ino, file_type(e.attr.kind), e.name.as_str())
-                }
-            };
-            if reply.add(INodeNo(ino), k + 1, kind, name) {
-                break;
-            }
-        }
-        reply.ok();
+        let fs = self.fs.clone();
+        spawn!(self, async move {
+            let mut out = Plain(reply);
+            fs.readdir(&snap, offset, false, &mut out).await;
+            out.0.ok();
+        });
     }
 
     fn readdirplus(
@@ -539,7 +529,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
         let snap = match self.fs.dir(fh.0) {
             Ok(s) => s,
@@ -548,62 +538,9 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         let fs = self.fs.clone();
         let ttl = self.ttl;
         spawn!(self, async move {
-            // Positions as in `readdir`. The kernel links no dentry for "." and "..", so
-            // their attributes only need the right inode and type.
-            let dot = |ino: u64| FileAttr {
-                ino: INodeNo(ino),
-                size: 0,
-                blocks: 0,
-                atime: SystemTime::UNIX_EPOCH,
-                mtime: SystemTime::UNIX_EPOCH,
-                ctime: SystemTime::UNIX_EPOCH,
-                crtime: SystemTime::UNIX_EPOCH,
-                kind: FileType::Directory,
-                perm: 0o755,
-                nlink: 2,
-                uid: 0,
-                gid: 0,
-                rdev: 0,
-                blksize: 1 << 20,
-                flags: 0,
-            };
-            let total = snap.entries.len() as u64 + 2;
-            for k in offset..total {
-                let full = match k {
-                    0 => reply.add(
-                        INodeNo(snap.ino),
-                        1,
-                        ".",
-                        &ttl,
-                        &dot(snap.ino),
-                        Generation(0),
-                    ),
-                    1 => reply.add(
-                        INodeNo(snap.parent),
-                        2,
-                        "..",
-                        &ttl,
-                        &dot(snap.parent),
-                        Generation(0),
-                    ),
-                    _ => {
-                        let e = &snap.entries[(k - 2) as usize];
-                        let a = fs.listed_attr(&snap, e).await;
-                        reply.add(
-                            INodeNo(a.ino),
-                            k + 1,
-                            e.name.as_str(),
-                            &ttl,
-                            &file_attr(&a),
-                            Generation(0),
-                        )
-                    }
-                };
-                if full {
-                    break;
-                }
-            }
-            reply.ok();
+            let mut out = Plus { reply, ttl };
+            fs.readdir(&snap, offset, true, &mut out).await;
+            out.reply.ok();
         });
     }
 
@@ -743,6 +680,46 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
                 Err(e) => reply.error(err(&e)),
             }
         });
+    }
+}
+
+/// readdir's reply buffer, as the core's [`DirReplier`] (the paging itself is in
+/// `dir.rs`, tested without a kernel).
+struct Plain(ReplyDirectory);
+
+impl DirReplier for Plain {
+    fn add(&mut self, ino: Ino, offset: u64, kind: FileKind, name: &str, _: Option<&Attr>) -> bool {
+        self.0.add(INodeNo(ino), offset, file_type(kind), name)
+    }
+}
+
+/// readdirplus's reply buffer: each entry with its attributes, cached by the kernel for
+/// `ttl` as a lookup's would be.
+struct Plus {
+    reply: ReplyDirectoryPlus,
+    ttl: Duration,
+}
+
+impl DirReplier for Plus {
+    fn add(
+        &mut self,
+        ino: Ino,
+        offset: u64,
+        kind: FileKind,
+        name: &str,
+        attr: Option<&Attr>,
+    ) -> bool {
+        // The core always gives attributes to readdirplus; should one be missing, the
+        // placeholder `.` and `..` get is still a valid answer.
+        let attr = match attr {
+            Some(a) => file_attr(a),
+            None => file_attr(&Attr {
+                kind,
+                ..dot_attr(ino)
+            }),
+        };
+        self.reply
+            .add(INodeNo(ino), offset, name, &self.ttl, &attr, Generation(0))
     }
 }
 

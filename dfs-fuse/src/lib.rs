@@ -5,42 +5,67 @@
 //! - [`mount_helper`]: `mount.fuse.dfs`, what `mount -t fuse.dfs` and fstab lines run.
 //! - [`fuse`]: the only file that implements `fuser::Filesystem`; converts each kernel
 //!   request and hands it to the core on a tokio task.
-//! - [`fs`]: the filesystem core, async and kernel-free: namespace operations, open
-//!   files, directory snapshots.
-//! - [`file`]: one open regular file: write buffering per shard, background uploads, the
-//!   commit that makes writes visible, and read planning.
-//! - [`dirty`]: one shard's buffered writes, whole or as sparse patches over the stored
-//!   shard, and which shard to flush first when over budget.
-//! - [`shard_io`]: fetch a shard from any holder (verified, with failover) and store a
-//!   new shard on the nodes the coordinator picked, in parallel.
+//! - [`fs`]: the filesystem core, async and kernel-free: every operation the mount
+//!   supports, as a method of [`fs::Fs`]. The files below are its parts, one job each.
+//! - [`handles`]: what is open: files by inode (one shared state each), file and
+//!   directory handles.
+//! - [`file`](mod@file): one open regular file: its committed layout, its writes and the commit that
+//!   makes them visible.
+//! - [`dirty`]: the bytes written and not yet stored, per shard, whole or as sparse
+//!   patches over the stored shard, and which shard to flush first when over budget.
+//! - [`upload`]: one file's shards being stored in the background, and those stored but
+//!   not committed yet.
+//! - [`lease`]: the leases on stored-but-uncommitted shards and open orphans, renewed every
+//!   second so the coordinator's garbage collector leaves them alone.
+//! - [`read`]: reads: which bytes come from memory, holes or shards, and fetching them.
+//! - [`readahead`]: sequential readers get the next shards fetched ahead of them.
+//! - [`dir`]: directory snapshots and the readdir paging (behind [`dir::DirReplier`]).
+//! - [`shard_io`]: [`shard_io::ShardIo`]: fetch a shard from any holder (verified, with
+//!   failover) and store a new shard on the nodes the coordinator picked, in parallel.
 //! - [`node_health`]: which nodes just failed this mount, so they are tried last.
+//! - [`shard_cache`]: bounded cache of whole verified shards, with fetch de-duplication.
 //! - [`lookup_cache`]: lookups answered from a recent listing of the directory, fetched
 //!   after a run of misses; [`lookup_cache::Watched`] marks it stale on every change.
-//! - [`shard_cache`]: bounded cache of whole verified shards, with fetch de-duplication.
 //! - [`backend`]: what the core needs from the cluster, as a trait; [`backend::Remote`]
 //!   is the QUIC implementation.
 //! - [`errno`]: the one mapping from dfs error codes to errno.
 //! - [`metrics`]: the `--metrics-listen` endpoint's request metrics, as a [`Backend`]
 //!   wrapper.
+//!
+//! # Following a write (`cp big.iso /mnt/dfs/`)
+//! `fuse.rs: write` copies the bytes and calls `Fs::write` (`fs.rs`), which finds the
+//! handle's file (`handles.rs`) and calls `FileState::write` (`file.rs`): the bytes go
+//! into the shard's buffer (`dirty.rs`). A full shard is handed to `Uploads::start`
+//! (`upload.rs`), which runs `ShardIo::store` (`shard_io.rs`) on a task: hash, `Place` at
+//! the coordinator, `NodeRequest::Put` to every target through [`Backend::node`]
+//! (`backend.rs`). Close (FLUSH) runs `FileState::commit`: the last uploads, then one
+//! `Commit` at the coordinator.
 
 pub mod backend;
 pub mod cli;
+pub mod dir;
 pub mod dirty;
 pub mod errno;
 pub mod file;
 pub mod fs;
 pub mod fuse;
+pub mod handles;
+pub mod lease;
 pub mod lookup_cache;
 pub mod metrics;
 pub mod mount_helper;
 pub mod node_health;
+pub mod read;
+pub mod readahead;
 pub mod shard_cache;
 pub mod shard_io;
+pub mod upload;
 
 use anyhow::{bail, Context, Result};
 use backend::{Backend, Remote};
 use dfs_proto::coord_msg::{CoordRequest, CoordResponse};
 use fs::{Fs, FsConfig};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +91,7 @@ pub struct MountConfig {
 
 /// Set (to 1) by the `mount.fuse.dfs` helper for the daemon it starts. Then (1) its
 /// `NOTIFY_SOCKET` wants READY=1 only (the helper exits on it), so STOPPING=1 is not sent
-/// (see [`stopping`]); (2) the mount's source in the kernel's table is the mount source as
+/// (see `stopping`); (2) the mount's source in the kernel's table is the mount source as
 /// given (`10.0.0.1:7000`), not `dfs@10.0.0.1:7000`: libmount pairs a mount with its
 /// entry in /run/mount/utab, where mount(8) keeps options such as `_netdev`, by source
 /// and mount point, and systemd learns from that entry that a mounted fstab line or
@@ -87,14 +112,28 @@ fn stopping() {
     }
 }
 
-/// Mounts and serves until unmounted (umount, fusermount3 -u) or SIGTERM/SIGINT, after
-/// which buffered writes are flushed and the mount is removed.
-pub fn run(cfg: MountConfig) -> Result<()> {
+/// Mounts and serves until unmounted (umount, fusermount3 -u) or until the future that
+/// `shutdown` returns resolves, after which buffered writes are flushed and the mount is
+/// removed. `main.rs` passes [`dfs_ops::daemon::shutdown_signal`] (SIGTERM/SIGINT).
+///
+/// Unlike the coordinator's and the node's, this `run` is not async: fuser's session loop
+/// reads `/dev/fuse` on the calling thread, blocking, so `run` builds the tokio runtime the
+/// filesystem core runs on itself. `shutdown` is therefore a function called inside that
+/// runtime (a signal handler can only be installed in one), first thing, so that a
+/// signal arriving while the mount starts is not lost.
+pub fn run<S>(cfg: MountConfig, shutdown: impl FnOnce() -> Result<S>) -> Result<()>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dfs-fuse")
         .build()
         .context("start tokio runtime")?;
+    let shutdown = {
+        let _g = rt.enter();
+        shutdown()?
+    };
     let tls = dfs_ops::daemon::load_tls(&cfg.certs, &cfg.cert_name)?;
     let registry = dfs_ops::metrics::Registry::new();
     let backend = {
@@ -152,34 +191,19 @@ pub fn run(cfg: MountConfig) -> Result<()> {
     dfs_ops::sd_notify::notify_or_log(dfs_ops::sd_notify::READY);
 
     let _ = notifier.set(session.notifier());
-    {
-        // The lease on uploaded-but-uncommitted shards (see `Fs::touch_uncommitted`).
-        let fs = fs.clone();
-        rt.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                if let Err(e) = fs.touch_uncommitted().await {
-                    tracing::debug!("failed to renew the lease on uncommitted shards: {e}");
-                }
-            }
-        });
-    }
+    // The lease on uploaded-but-uncommitted shards and on open orphans (see `lease.rs`).
+    rt.spawn(lease::keep_renewing(fs.clone()));
     raise_readahead(&cfg.mountpoint, 4096);
     let unmounter = Arc::new(std::sync::Mutex::new(session.unmount_callable()));
     {
         let fs = fs.clone();
         let unmounter = unmounter.clone();
         let mountpoint = cfg.mountpoint.clone();
+        // Graceful shutdown: once `shutdown` resolves, commit every open file's buffered
+        // writes while the cluster is still reachable, then take the mount away. The
+        // session loop in `run` below then ends by itself.
         rt.spawn(async move {
-            let signal = match dfs_ops::daemon::shutdown_signal() {
-                Ok(signal) => signal,
-                Err(e) => {
-                    error!("{e:#}");
-                    return;
-                }
-            };
-            signal.await;
+            shutdown.await;
             info!("flushing and unmounting");
             stopping();
             if let Err(e) = fs.flush_all().await {

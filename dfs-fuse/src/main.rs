@@ -30,5 +30,5 @@ fn try_main() -> anyhow::Result<()> {
     // As root, share the mount with every user and let the kernel enforce permissions.
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    dfs_fuse::run(a.into_config(root))
+    dfs_fuse::run(a.into_config(root), dfs_ops::daemon::shutdown_signal)
 }

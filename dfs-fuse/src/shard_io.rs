@@ -1,6 +1,11 @@
 //! Moving shard bytes between this mount and the storage nodes: fetch from any holder
 //! (verifying what arrives, failing over to the next holder), and store a new shard on
 //! the nodes the coordinator chose, in parallel.
+//!
+//! Everything these operations need (the backend, the shard cache, the memory of which
+//! nodes just failed, the node deadline) is gathered once in a [`ShardIo`], built when the
+//! mount starts and shared by every open file, so each call names only what differs: the
+//! shard, its holders, the range.
 
 use crate::backend::Backend;
 use crate::node_health::NodeHealth;
@@ -12,107 +17,234 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
 
-/// Fetches the whole shard `id` from the first holder that returns bytes matching the
-/// ID, healthy holders first. A holder that is down, slow or returns corrupt bytes costs at
-/// most `deadline`, and is remembered as suspect.
-pub async fn fetch_whole<B: Backend>(
-    backend: &B,
-    cache: &ShardCache,
-    health: &NodeHealth,
-    id: ShardId,
-    holders: &[NodeAddr],
+/// The mount's access to shard bytes: see the module documentation.
+pub struct ShardIo<B> {
+    backend: Arc<B>,
+    /// Whole verified shards kept for readers (and readahead).
+    cache: ShardCache,
+    /// Nodes that failed recently, tried last.
+    health: NodeHealth,
+    /// Deadline of one request to a storage node.
     deadline: Duration,
-) -> WireResult<Arc<Vec<u8>>> {
-    cache
-        .get_or_fetch(id, || {
-            fetch_verified(backend, health, id, holders, deadline)
-        })
-        .await
 }
 
-/// The whole shard `id`, to be patched into a new shard: from the cache if a reader
-/// already has it there, else from the nodes without filling the cache (the shard is
-/// about to be superseded; caching it would only push out shards that readers want).
-pub async fn fetch_for_patch<B: Backend>(
-    backend: &B,
-    cache: &ShardCache,
-    health: &NodeHealth,
-    id: ShardId,
-    holders: &[NodeAddr],
-    deadline: Duration,
-) -> WireResult<Arc<Vec<u8>>> {
-    if let Some(d) = cache.get(&id) {
-        return Ok(d);
+impl<B: Backend> ShardIo<B> {
+    /// `cache_bytes` bounds the shard cache; `deadline` is one node request's.
+    pub fn new(backend: Arc<B>, cache_bytes: usize, deadline: Duration) -> ShardIo<B> {
+        ShardIo {
+            backend,
+            cache: ShardCache::new(cache_bytes),
+            health: NodeHealth::default(),
+            deadline,
+        }
     }
-    fetch_verified(backend, health, id, holders, deadline)
-        .await
-        .map(Arc::new)
-}
 
-/// Asks each holder in turn (healthy ones first) for shard `id` and returns the first
-/// copy whose bytes match the ID.
-async fn fetch_verified<B: Backend>(
-    backend: &B,
-    health: &NodeHealth,
-    id: ShardId,
-    holders: &[NodeAddr],
-    deadline: Duration,
-) -> WireResult<Vec<u8>> {
-    let mut errors = Vec::new();
-    for h in health.order(holders) {
-        let req = NodeRequest::Get { id, range: None };
-        match backend.node(&h.addr, &req, deadline).await {
-            Ok(NodeResponse::Data(d)) => {
-                // Never trust the wire: the ID is the checksum.
-                if id.matches(&d) {
+    /// True if the whole shard `id` is in the cache right now.
+    pub fn is_cached(&self, id: &ShardId) -> bool {
+        self.cache.contains(id)
+    }
+
+    /// Fetches the whole shard `id` from the first holder that returns bytes matching the
+    /// ID, healthy holders first. A holder that is down, slow or returns corrupt bytes costs at
+    /// most the node deadline, and is remembered as suspect.
+    pub async fn fetch_whole(&self, id: ShardId, holders: &[NodeAddr]) -> WireResult<Arc<Vec<u8>>> {
+        self.cache
+            .get_or_fetch(id, || self.fetch_verified(id, holders))
+            .await
+    }
+
+    /// The whole shard `id`, to be patched into a new shard: from the cache if a reader
+    /// already has it there, else from the nodes without filling the cache (the shard is
+    /// about to be superseded; caching it would only push out shards that readers want).
+    pub async fn fetch_for_patch(
+        &self,
+        id: ShardId,
+        holders: &[NodeAddr],
+    ) -> WireResult<Arc<Vec<u8>>> {
+        if let Some(d) = self.cache.get(&id) {
+            return Ok(d);
+        }
+        self.fetch_verified(id, holders).await.map(Arc::new)
+    }
+
+    /// Asks each holder in turn (healthy ones first) for shard `id` and returns the first
+    /// copy whose bytes match the ID.
+    async fn fetch_verified(&self, id: ShardId, holders: &[NodeAddr]) -> WireResult<Vec<u8>> {
+        let (backend, health, deadline) = (&*self.backend, &self.health, self.deadline);
+        let mut errors = Vec::new();
+        for h in health.order(holders) {
+            let req = NodeRequest::Get { id, range: None };
+            match backend.node(&h.addr, &req, deadline).await {
+                Ok(NodeResponse::Data(d)) => {
+                    // Never trust the wire: the ID is the checksum.
+                    if id.matches(&d) {
+                        health.ok(&h.addr);
+                        return Ok(d);
+                    }
+                    warn!(shard = %id, node = %h.id, addr = %h.addr, "shard failed verification; trying next holder");
+                    errors.push(format!("{}: corrupt", h.addr));
+                }
+                Ok(_) => errors.push(format!("{}: unexpected response", h.addr)),
+                Err(e) => {
+                    note_failure(health, &h.addr, &e);
+                    errors.push(format!("{}: {e}", h.addr));
+                }
+            }
+        }
+        Err(no_holder(id, holders.len(), &errors))
+    }
+
+    /// Fetches `range` of shard `id`. The node verifies the range against the shard's
+    /// per-block checksums and refuses to serve bytes that fail; we fail over on any error.
+    pub async fn fetch_range(
+        &self,
+        id: ShardId,
+        range: ByteRange,
+        holders: &[NodeAddr],
+    ) -> WireResult<Vec<u8>> {
+        let (backend, health, deadline) = (&*self.backend, &self.health, self.deadline);
+        let mut errors = Vec::new();
+        for h in health.order(holders) {
+            let req = NodeRequest::Get {
+                id,
+                range: Some(range),
+            };
+            match backend.node(&h.addr, &req, deadline).await {
+                Ok(NodeResponse::Data(d)) if d.len() == range.len as usize => {
                     health.ok(&h.addr);
                     return Ok(d);
                 }
-                warn!(shard = %id, node = %h.id, addr = %h.addr, "shard failed verification; trying next holder");
-                errors.push(format!("{}: corrupt", h.addr));
-            }
-            Ok(_) => errors.push(format!("{}: unexpected response", h.addr)),
-            Err(e) => {
-                note_failure(health, &h.addr, &e);
-                errors.push(format!("{}: {e}", h.addr));
+                Ok(NodeResponse::Data(d)) => {
+                    errors.push(format!("{}: short read of {} bytes", h.addr, d.len()))
+                }
+                Ok(_) => errors.push(format!("{}: unexpected response", h.addr)),
+                Err(e) => {
+                    note_failure(health, &h.addr, &e);
+                    errors.push(format!("{}: {e}", h.addr));
+                }
             }
         }
+        Err(no_holder(id, holders.len(), &errors))
     }
-    Err(no_holder(id, holders.len(), &errors))
-}
 
-/// Fetches `range` of shard `id`. The node verifies the range against the shard's
-/// per-block checksums and refuses to serve bytes that fail; we fail over on any error.
-pub async fn fetch_range<B: Backend>(
-    backend: &B,
-    health: &NodeHealth,
-    id: ShardId,
-    range: ByteRange,
-    holders: &[NodeAddr],
-    deadline: Duration,
-) -> WireResult<Vec<u8>> {
-    let mut errors = Vec::new();
-    for h in health.order(holders) {
-        let req = NodeRequest::Get {
-            id,
-            range: Some(range),
-        };
-        match backend.node(&h.addr, &req, deadline).await {
-            Ok(NodeResponse::Data(d)) if d.len() == range.len as usize => {
-                health.ok(&h.addr);
-                return Ok(d);
-            }
-            Ok(NodeResponse::Data(d)) => {
-                errors.push(format!("{}: short read of {} bytes", h.addr, d.len()))
-            }
-            Ok(_) => errors.push(format!("{}: unexpected response", h.addr)),
+    /// Stores `data` as a shard: asks the coordinator where, then PUTs to every target in
+    /// parallel. Succeeds once at least the coordinator's `min_copies` are durable. A target
+    /// that fails (dies mid-transfer, times out) is replaced: the coordinator is asked again,
+    /// and suspect nodes are skipped. On failure the bytes come back with the error, so the
+    /// caller can keep them and retry: a failed upload must never be the reason data is lost.
+    pub async fn store(&self, data: Vec<u8>) -> Result<Stored, (WireError, Vec<u8>)> {
+        let id = ShardId::of(&data);
+        let req = Arc::new(NodeRequest::Put { id, data });
+        match self.store_inner(id, &req).await {
+            Ok(s) => Ok(s),
             Err(e) => {
-                note_failure(health, &h.addr, &e);
-                errors.push(format!("{}: {e}", h.addr));
+                let data = match Arc::try_unwrap(req) {
+                    Ok(NodeRequest::Put { data, .. }) => data,
+                    Ok(_) => Vec::new(),
+                    Err(arc) => match &*arc {
+                        NodeRequest::Put { data, .. } => data.clone(),
+                        _ => Vec::new(),
+                    },
+                };
+                Err((e, data))
             }
         }
     }
-    Err(no_holder(id, holders.len(), &errors))
+
+    async fn store_inner(&self, id: ShardId, req: &Arc<NodeRequest>) -> WireResult<Stored> {
+        let (backend, health, deadline) = (&*self.backend, &self.health, self.deadline);
+        let len = match &**req {
+            NodeRequest::Put { data, .. } => data.len(),
+            _ => 0,
+        };
+        let len = u32::try_from(len).map_err(|_| WireError::invalid("shard too large"))?;
+        let mut stored_on: Vec<NodeId> = Vec::new();
+        let mut holders: Vec<NodeAddr> = Vec::new();
+        let mut errors = Vec::new();
+        let mut all_no_space = true;
+        let mut min_copies = 1;
+        for attempt in 0..PLACE_ATTEMPTS {
+            let placement = match backend
+                .meta(CoordRequest::Place {
+                    shards: vec![(id, len)],
+                })
+                .await?
+            {
+                CoordResponse::Placements(mut p) if p.len() == 1 => p.remove(0),
+                _ => return Err(WireError::unexpected("Place")),
+            };
+            min_copies = placement.min_copies;
+            for h in placement.holders {
+                if !holders.iter().any(|x| x.id == h.id) {
+                    holders.push(h);
+                }
+            }
+            // New targets only (not already holding it). Suspect nodes are skipped while
+            // enough others remain; when they are all that is left, they get another try.
+            let fresh: Vec<NodeAddr> = placement
+                .targets
+                .into_iter()
+                .filter(|t| !holders.iter().any(|h| h.id == t.id))
+                .collect();
+            let needed = (min_copies as usize).saturating_sub(holders.len());
+            let (good, suspect): (Vec<NodeAddr>, Vec<NodeAddr>) =
+                fresh.into_iter().partition(|t| !health.is_suspect(&t.addr));
+            let targets: Vec<NodeAddr> = if good.len() >= needed {
+                good
+            } else {
+                good.into_iter().chain(suspect).collect()
+            };
+            let puts = targets.iter().map(|t| {
+                let req = req.clone();
+                async move { (t, backend.node(&t.addr, &req, deadline).await) }
+            });
+            for (t, r) in join_all(puts).await {
+                match r {
+                    Ok(NodeResponse::Stored) => {
+                        health.ok(&t.addr);
+                        stored_on.push(t.id);
+                        holders.push(t.clone());
+                    }
+                    Ok(_) => errors.push(format!("{}: unexpected response", t.addr)),
+                    Err(e) => {
+                        note_failure(health, &t.addr, &e);
+                        all_no_space &= e.code == ErrorCode::NoSpace;
+                        errors.push(format!("{}: {e}", t.addr));
+                    }
+                }
+            }
+            if holders.len() as u32 >= min_copies {
+                if !errors.is_empty() {
+                    warn!(shard = %id, "stored after replacing failed targets: {}", errors.join("; "));
+                }
+                return Ok(Stored {
+                    id,
+                    len,
+                    stored_on,
+                    holders,
+                });
+            }
+            if all_no_space && !errors.is_empty() {
+                break;
+            }
+            // Let the coordinator's round-robin move on (and a dead node be marked down).
+            tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+        }
+        let code = if all_no_space && !errors.is_empty() {
+            ErrorCode::NoSpace
+        } else {
+            ErrorCode::Unavailable
+        };
+        Err(WireError::new(
+            code,
+            format!(
+                "shard {id}: only {} of {} required copies stored ({})",
+                holders.len(),
+                min_copies,
+                errors.join("; ")
+            ),
+        ))
+    }
 }
 
 /// A node that did not answer is suspect; one that answered with an error about the
@@ -146,135 +278,6 @@ pub struct Stored {
 
 /// How many times `store` asks the coordinator for new targets after some failed.
 const PLACE_ATTEMPTS: u32 = 6;
-
-/// Stores `data` as a shard: asks the coordinator where, then PUTs to every target in
-/// parallel. Succeeds once at least the coordinator's `min_copies` are durable. A target
-/// that fails (dies mid-transfer, times out) is replaced: the coordinator is asked again,
-/// and suspect nodes are skipped. On failure the bytes come back with the error, so the
-/// caller can keep them and retry: a failed upload must never be the reason data is lost.
-pub async fn store<B: Backend>(
-    backend: &B,
-    health: &NodeHealth,
-    data: Vec<u8>,
-    deadline: Duration,
-) -> Result<Stored, (WireError, Vec<u8>)> {
-    let id = ShardId::of(&data);
-    let req = Arc::new(NodeRequest::Put { id, data });
-    match store_inner(backend, health, id, &req, deadline).await {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            let data = match Arc::try_unwrap(req) {
-                Ok(NodeRequest::Put { data, .. }) => data,
-                Ok(_) => Vec::new(),
-                Err(arc) => match &*arc {
-                    NodeRequest::Put { data, .. } => data.clone(),
-                    _ => Vec::new(),
-                },
-            };
-            Err((e, data))
-        }
-    }
-}
-
-async fn store_inner<B: Backend>(
-    backend: &B,
-    health: &NodeHealth,
-    id: ShardId,
-    req: &Arc<NodeRequest>,
-    deadline: Duration,
-) -> WireResult<Stored> {
-    let len = match &**req {
-        NodeRequest::Put { data, .. } => data.len(),
-        _ => 0,
-    };
-    let len = u32::try_from(len).map_err(|_| WireError::invalid("shard too large"))?;
-    let mut stored_on: Vec<NodeId> = Vec::new();
-    let mut holders: Vec<NodeAddr> = Vec::new();
-    let mut errors = Vec::new();
-    let mut all_no_space = true;
-    let mut min_copies = 1;
-    for attempt in 0..PLACE_ATTEMPTS {
-        let placement = match backend
-            .meta(CoordRequest::Place {
-                shards: vec![(id, len)],
-            })
-            .await?
-        {
-            CoordResponse::Placements(mut p) if p.len() == 1 => p.remove(0),
-            _ => return Err(WireError::unexpected("Place")),
-        };
-        min_copies = placement.min_copies;
-        for h in placement.holders {
-            if !holders.iter().any(|x| x.id == h.id) {
-                holders.push(h);
-            }
-        }
-        // New targets only (not already holding it). Suspect nodes are skipped while
-        // enough others remain; when they are all that is left, they get another try.
-        let fresh: Vec<NodeAddr> = placement
-            .targets
-            .into_iter()
-            .filter(|t| !holders.iter().any(|h| h.id == t.id))
-            .collect();
-        let needed = (min_copies as usize).saturating_sub(holders.len());
-        let (good, suspect): (Vec<NodeAddr>, Vec<NodeAddr>) =
-            fresh.into_iter().partition(|t| !health.is_suspect(&t.addr));
-        let targets: Vec<NodeAddr> = if good.len() >= needed {
-            good
-        } else {
-            good.into_iter().chain(suspect).collect()
-        };
-        let puts = targets.iter().map(|t| {
-            let req = req.clone();
-            async move { (t, backend.node(&t.addr, &req, deadline).await) }
-        });
-        for (t, r) in join_all(puts).await {
-            match r {
-                Ok(NodeResponse::Stored) => {
-                    health.ok(&t.addr);
-                    stored_on.push(t.id);
-                    holders.push(t.clone());
-                }
-                Ok(_) => errors.push(format!("{}: unexpected response", t.addr)),
-                Err(e) => {
-                    note_failure(health, &t.addr, &e);
-                    all_no_space &= e.code == ErrorCode::NoSpace;
-                    errors.push(format!("{}: {e}", t.addr));
-                }
-            }
-        }
-        if holders.len() as u32 >= min_copies {
-            if !errors.is_empty() {
-                warn!(shard = %id, "stored after replacing failed targets: {}", errors.join("; "));
-            }
-            return Ok(Stored {
-                id,
-                len,
-                stored_on,
-                holders,
-            });
-        }
-        if all_no_space && !errors.is_empty() {
-            break;
-        }
-        // Let the coordinator's round-robin move on (and a dead node be marked down).
-        tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-    }
-    let code = if all_no_space && !errors.is_empty() {
-        ErrorCode::NoSpace
-    } else {
-        ErrorCode::Unavailable
-    };
-    Err(WireError::new(
-        code,
-        format!(
-            "shard {id}: only {} of {} required copies stored ({})",
-            holders.len(),
-            min_copies,
-            errors.join("; ")
-        ),
-    ))
-}
 
 /// Runs futures concurrently on this task and returns their outputs in order.
 /// (A few lines instead of a dependency on the `futures` crate.)
