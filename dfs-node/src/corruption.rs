@@ -10,7 +10,7 @@
 //! The report is fire and forget: if it is lost (coordinator down), nothing is wrong for
 //! long, because the node's next inventory no longer lists the shard.
 
-use crate::server::blocking;
+use crate::blocking::blocking;
 use crate::shard_store::{Corruption, ShardStore};
 use dfs_proto::coord_msg::{CoordRequest, CoordResponse};
 use dfs_proto::rpc::RpcClient;

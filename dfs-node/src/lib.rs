@@ -24,6 +24,7 @@
 //! - [`run`] (here): wires them together for one node process.
 
 pub mod access;
+mod blocking;
 pub mod config;
 pub mod corruption;
 pub mod metrics;

@@ -7,7 +7,7 @@
 //! client's `Put`: they must hash to the shard's id, so a source whose own copy is damaged
 //! cannot spread the damage; the next source is tried instead.
 
-use crate::server::blocking;
+use crate::blocking::blocking;
 use crate::shard_store::{ReadError, ShardStore};
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
 use dfs_proto::rpc::RpcClient;

@@ -10,8 +10,8 @@
 //! needed to keep its average below `rate` bytes per second. After each full pass it logs
 //! a summary and pauses before starting over.
 
+use crate::blocking::blocking;
 use crate::corruption::CorruptionHandler;
-use crate::server::blocking;
 use crate::shard_store::{ReadError, ShardStore};
 use dfs_proto::{ErrorCode, WireError, WireResult};
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! store. Transport, TLS and framing are `dfs_proto::rpc`'s job; this file only decides
 //! what each request does.
 
+use crate::blocking::blocking;
 use crate::corruption::CorruptionHandler;
 use crate::replication::Replicator;
 use crate::shard_store::{ReadError, ShardStore, Verify};
@@ -82,17 +83,4 @@ impl Handler<NodeRequest, NodeResponse> for NodeService {
             }
         }
     }
-}
-
-/// Runs blocking file I/O on tokio's blocking pool, so a slow disk stalls only that
-/// request and not the QUIC connections sharing the async worker threads.
-pub(crate) async fn blocking<T, E, F>(f: F) -> Result<T, E>
-where
-    F: FnOnce() -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: From<WireError> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| E::from(WireError::internal(format!("storage task failed: {e}"))))?
 }
