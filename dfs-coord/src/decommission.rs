@@ -19,12 +19,16 @@
 //! data directory, which gives it a new random id (`dfs-node`'s `node.id`).
 
 use crate::events::EventKind;
-use crate::server::Coordinator;
+use crate::events::Events;
+use crate::meta::Meta;
+use crate::registry::Registry;
+use crate::shared::Shared;
 use crate::store::Reader;
 use crate::store::{NodeAdmin, ReadTables};
 use dfs_proto::coord_msg::MAX_LAYOUT_PAGE;
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use tracing::{info, warn};
 
 /// What removing a node changed.
@@ -62,11 +66,26 @@ pub(crate) fn drain_left(
     Ok(left)
 }
 
-impl Coordinator {
+/// Draining and removing nodes, and locating shards for `dfs where`.
+pub(crate) struct Decommission {
+    meta: Meta,
+    registry: Shared<Registry>,
+    events: Arc<Events>,
+}
+
+impl Decommission {
+    pub fn new(meta: Meta, registry: Shared<Registry>, events: Arc<Events>) -> Decommission {
+        Decommission {
+            meta,
+            registry,
+            events,
+        }
+    }
+
     /// `DrainNode`: see the module comment.
     pub(crate) async fn drain_node(&self, node: NodeId) -> WireResult<()> {
         let already = {
-            let reg = self.registry();
+            let reg = self.registry.lock();
             match reg.nodes.get(&node) {
                 Some(e) => e.draining,
                 None => {
@@ -81,9 +100,10 @@ impl Coordinator {
         }
         // Persist first: once the administrator is told the drain started, a coordinator
         // restart must not silently cancel it.
-        self.write(move |t| t.set_node_admin(node.0, NodeAdmin::Draining))
+        self.meta
+            .write(move |t| t.set_node_admin(node.0, NodeAdmin::Draining))
             .await?;
-        self.registry().set_draining(node)?;
+        self.registry.lock().set_draining(node)?;
         let text = format!(
             "node {node} is draining: no new shards; its shards are being copied elsewhere"
         );
@@ -97,7 +117,7 @@ impl Coordinator {
     pub(crate) async fn remove_node(&self, node: NodeId, force: bool) -> WireResult<Removal> {
         // Other nodes the coordinator knows: a location on an unknown id is stale.
         let others: HashSet<u64> = {
-            let reg = self.registry();
+            let reg = self.registry.lock();
             if !reg.is_known(node) {
                 return Err(WireError::not_found(format!(
                     "no node {node} in this cluster"
@@ -110,6 +130,7 @@ impl Coordinator {
                 .collect()
         };
         let removal = self
+            .meta
             .write(move |t| {
                 let mut out = Removal::default();
                 let mut first_only: Option<ShardId> = None;
@@ -147,7 +168,7 @@ impl Coordinator {
                 Ok(out)
             })
             .await?;
-        self.registry().remove(node);
+        self.registry.lock().remove(node);
         if removal.only_copies > 0 {
             warn!(
                 "node {node} removed by force: {} shard(s) lost their only copy",
@@ -172,16 +193,17 @@ impl Coordinator {
                 shards.len()
             )));
         }
-        self.read(move |r| {
-            shards
-                .iter()
-                .map(|id| {
-                    Ok(r.shard(id)?
-                        .map(|rec| rec.locations.into_iter().map(NodeId).collect())
-                        .unwrap_or_default())
-                })
-                .collect()
-        })
-        .await
+        self.meta
+            .read(move |r| {
+                shards
+                    .iter()
+                    .map(|id| {
+                        Ok(r.shard(id)?
+                            .map(|rec| rec.locations.into_iter().map(NodeId).collect())
+                            .unwrap_or_default())
+                    })
+                    .collect()
+            })
+            .await
     }
 }

@@ -18,10 +18,15 @@
 //!
 //! The clocks live in memory: after a restart every shard waits a full grace again.
 
+use crate::config::CoordSettings;
 use crate::events::EventKind;
-use crate::maintenance::{send_all, NodeSender};
+use crate::events::Events;
+use crate::maint::Maint;
+use crate::meta::Meta;
 use crate::registry::Holder;
-use crate::server::Coordinator;
+use crate::registry::Registry;
+use crate::sender::{send_all, NodeSender};
+use crate::shared::Shared;
 use crate::status::human_bytes;
 use crate::store::Reader;
 use crate::store::ShardRec;
@@ -52,20 +57,30 @@ fn deleted(r: &WireResult<NodeResponse>) -> bool {
     }
 }
 
-impl Coordinator {
-    /// Records shards a node listed that have no record, starting their grace clock.
-    pub(crate) fn note_unknown(&self, node: NodeId, ids: &[ShardId], now: Instant) {
-        let mut m = self.maint();
-        for id in ids {
-            m.unknown_seen.entry((node, *id)).or_insert(now);
-        }
-    }
+/// Garbage collection of unreferenced and unknown shards, and of orphan inodes.
+pub(crate) struct Gc {
+    meta: Meta,
+    settings: CoordSettings,
+    registry: Shared<Registry>,
+    maint: Shared<Maint>,
+    events: Arc<Events>,
+}
 
-    /// A node's complete inventory no longer lists these: it deleted them itself.
-    pub(crate) fn forget_unknown(&self, node: NodeId, listed: &HashSet<ShardId>) {
-        self.maint()
-            .unknown_seen
-            .retain(|(n, id), _| *n != node || listed.contains(id));
+impl Gc {
+    pub fn new(
+        meta: Meta,
+        settings: CoordSettings,
+        registry: Shared<Registry>,
+        maint: Shared<Maint>,
+        events: Arc<Events>,
+    ) -> Gc {
+        Gc {
+            meta,
+            settings,
+            registry,
+            maint,
+            events,
+        }
     }
 
     /// One garbage-collection pass over `shards` (see the module comment).
@@ -77,11 +92,14 @@ impl Coordinator {
     ) -> WireResult<()> {
         let grace = self.settings.gc_grace;
         let unref_grace = self.settings.unref_grace;
-        let view = self.registry().holders(now, self.settings.repair_grace);
+        let view = self
+            .registry
+            .lock()
+            .holders(now, self.settings.repair_grace);
         let mut plans = Vec::new();
         let mut unknown = Vec::new();
         {
-            let mut m = self.maint();
+            let mut m = self.maint.lock();
             // Placements older than the grace: a write that has not committed by now never
             // will (it failed, or its client died). If no record exists for the shard,
             // its copies on the placement's targets are unknown garbage, handled below
@@ -207,6 +225,7 @@ impl Coordinator {
             // One transaction per shard. The reference count is checked again inside it:
             // the record goes only if nothing references it and no copy is left.
             let outcome = self
+                .meta
                 .write(move |t| {
                     let Some(mut rec) = t.shard(&id)? else {
                         return Ok(None);
@@ -221,7 +240,7 @@ impl Coordinator {
                     }
                 })
                 .await;
-            let mut m = self.maint();
+            let mut m = self.maint.lock();
             m.collecting.remove(&id);
             match outcome? {
                 Some(rec) if rec.refs == 0 && rec.locations.is_empty() => {
@@ -264,6 +283,7 @@ impl Coordinator {
         // and ordinary collection takes care of it if it becomes garbage.
         let ids: Vec<ShardId> = unknown.iter().map(|(_, _, id)| *id).collect();
         let known: Vec<bool> = self
+            .meta
             .read(move |r| {
                 ids.iter()
                     .map(|id| Ok(r.shard(id)?.is_some()))
@@ -273,7 +293,7 @@ impl Coordinator {
         let mut sends = Vec::new();
         let mut which = Vec::new();
         {
-            let mut m = self.maint();
+            let mut m = self.maint.lock();
             for ((node, addr, id), k) in unknown.into_iter().zip(known) {
                 if k {
                     m.unknown_seen.remove(&(node, id));
@@ -287,7 +307,7 @@ impl Coordinator {
         let results = send_all(sender, sends, None).await;
         let mut count = 0u64;
         let mut nodes = BTreeSet::new();
-        let mut m = self.maint();
+        let mut m = self.maint.lock();
         for ((node, id), r) in which.into_iter().zip(results) {
             m.collecting.remove(&id);
             if deleted(&r) {
@@ -317,9 +337,9 @@ impl Coordinator {
     /// shards then lose their references and go the usual way (`unref_grace`).
     pub(crate) async fn orphan_pass(&self, now: Instant) -> WireResult<()> {
         let grace = self.settings.gc_grace;
-        let orphans = self.read(|r| r.orphans()).await?;
+        let orphans = self.meta.read(|r| r.orphans()).await?;
         let due: Vec<Ino> = {
-            let mut m = self.maint();
+            let mut m = self.maint.lock();
             let current: HashSet<Ino> = orphans.iter().copied().collect();
             // Released (or reclaimed) since the last pass: forget them.
             m.orphan_seen.retain(|ino, _| current.contains(ino));
@@ -335,9 +355,10 @@ impl Coordinator {
         };
         for ino in due {
             let deleted = self
+                .meta
                 .write(move |t| crate::namespace::reclaim_orphan(t, ino))
                 .await?;
-            self.maint().orphan_seen.remove(&ino);
+            self.maint.lock().orphan_seen.remove(&ino);
             if !deleted {
                 continue;
             }

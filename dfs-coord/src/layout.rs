@@ -11,7 +11,6 @@
 //! swaps them into the layout in one transaction. A reader therefore always sees either
 //! the old or the new content of a slice, never a mix.
 
-use crate::namespace::clear_setid;
 use crate::store::{err, ReadTables, Reader, ShardRec, Tables};
 use dfs_proto::coord_msg::{
     Attr, Caller, CommitShard, FileKind, Layout, LayoutShard, NanoTime, NodeAddr, MAX_LAYOUT_PAGE,
@@ -190,7 +189,7 @@ pub(crate) fn commit(
     if caller.uid != 0 {
         // Writing to a set-user-ID program by someone other than root must not leave a
         // privileged program with content the writer chose.
-        clear_setid(&mut node);
+        node.clear_setid();
     }
     t.put_inode(ino, &node)?;
     Ok(node.attr(ino))

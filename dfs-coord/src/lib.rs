@@ -15,16 +15,21 @@
 //! - `registry`: storage nodes, heartbeats, Up/Down, inventories.
 //! - `placement`: choosing nodes for new shards, weighted by free space.
 //! - [`access`]: the access table, which certificate roles may send which request.
-//! - [`server`]: the [`Coordinator`] (one `match` over every request) and [`run`], which
-//!   serves it over QUIC.
-//! - [`maintenance`]: the background pass (and [`NodeSender`], how it reaches nodes) that
-//!   drives `repair` (re-replication after a node is lost, surplus removal when it
-//!   returns) and `gc` (deleting shards no file uses, after a grace period).
-//! - `metrics`: the `--metrics-listen` endpoint's cluster gauges (nodes, space, shards,
+//! - `meta`: the async handle on the store every service is given; `shared`: the lock
+//!   handle for in-memory state several services share; `clock`: inode times.
+//! - `maint`: what maintenance and the lease protocol remember in memory.
+//! - services: `files` (GetLayout, Place, Touch, Commit), `nodes` (Register, Heartbeat,
+//!   Inventory, failure detection), `health` (Status, StatFs), `fsck` (the consistency
+//!   report and `ReportCorrupt`), `decommission` (DrainNode, RemoveNode, Locate), and
+//!   `maintenance`, a pass of `repair` (re-replication after a node is lost, surplus
+//!   removal when it returns) and `gc` (deleting shards no file uses, after a grace
+//!   period), which reach nodes through [`NodeSender`] (`sender`).
+//! - [`coordinator`]: the [`Coordinator`], which wires the services together at
+//!   construction and maps each request to one of them.
+//! - [`daemon`]: [`run`], which serves it over QUIC with its background loops.
+//! - `observe`: [`Observed`], the narrow interface the HTTP endpoints see;
+//!   `metrics`: the `--metrics-listen` endpoint's cluster gauges (nodes, space, shards,
 //!   under-replicated shards, repair queue).
-//! - `fsck`: the `Fsck` consistency report and `ReportCorrupt` from nodes.
-//! - `decommission`: draining and removing nodes (`DrainNode`, `RemoveNode`) and
-//!   `Locate`, for the `dfs` admin command.
 //! - [`events`]: the ring buffer of recent state changes (nodes down, repairs, GC).
 //! - [`view`]: the `--view-listen` live cluster view, a web page and its JSON API.
 //! - [`cli`] and [`status`]: the `dfs-coord` command line and its status output.
@@ -46,24 +51,36 @@
 pub mod access;
 pub mod admin;
 pub mod cli;
+mod clock;
 pub mod config;
+pub mod coordinator;
+pub mod daemon;
 mod decommission;
 pub mod events;
+mod files;
 mod fsck;
 mod gc;
+mod health;
 mod layout;
-pub mod maintenance;
+mod maint;
+mod maintenance;
+mod meta;
 mod metrics;
 mod namespace;
+mod nodes;
+pub mod observe;
 mod placement;
 mod registry;
 mod repair;
-pub mod server;
+mod sender;
+mod shared;
 pub mod status;
 mod store;
 pub mod view;
 mod xattr;
 
 pub use config::{CoordConfig, CoordSettings};
-pub use maintenance::{NodeSender, RpcNodeSender, SendFuture};
-pub use server::{run, Coordinator};
+pub use coordinator::Coordinator;
+pub use daemon::run;
+pub use observe::Observed;
+pub use sender::{NodeSender, RpcNodeSender, SendFuture};

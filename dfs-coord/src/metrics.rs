@@ -2,7 +2,7 @@
 //! `--metrics-listen` endpoint: the cluster's state as `dfs-coord status` shows it (nodes,
 //! space, shards, replication, repair), computed at each scrape.
 
-use crate::server::Coordinator;
+use crate::observe::{self, Observed};
 use dfs_ops::metrics::{http, Registry};
 use dfs_proto::coord_msg::NodeState;
 use std::net::SocketAddr;
@@ -11,10 +11,10 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 /// Binds `addr` and serves `registry`, plus the cluster gauges, until aborted.
-pub async fn start(
+pub async fn start<O: Observed>(
     addr: SocketAddr,
     registry: Arc<Registry>,
-    coord: Arc<Coordinator>,
+    coord: Arc<O>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let listener = http::bind(addr).await?;
     info!("metrics at http://{}/metrics", listener.local_addr()?);
@@ -92,8 +92,8 @@ impl ClusterGauges {
         }
     }
 
-    async fn refresh(&self, coord: &Coordinator) {
-        let st = match coord.status().await {
+    async fn refresh(&self, coord: &impl Observed) {
+        let st = match observe::status(coord).await {
             Ok(st) => st,
             Err(e) => {
                 warn!("failed to read the cluster status for metrics: {e}");

@@ -16,9 +16,7 @@ use dfs_proto::{ErrorCode, Ino, WireError, WireResult, MAX_NAME_LEN, MAX_SYMLINK
 mod rename;
 pub(crate) use rename::rename;
 
-pub(crate) const S_ISUID: u32 = 0o4000;
-pub(crate) const S_ISGID: u32 = 0o2000;
-pub(crate) const S_IXGRP: u32 = 0o010;
+pub(crate) use crate::store::S_ISGID;
 
 /// Checks one path component. `.` and `..` are handled by the kernel and never stored.
 pub(crate) fn check_name(name: &str) -> WireResult<()> {
@@ -62,16 +60,6 @@ fn touch_dir(t: &mut Tables<'_>, ino: Ino, nlink_delta: i64, now: NanoTime) -> W
     d.mtime = now;
     d.ctime = now;
     t.put_inode(ino, &d)
-}
-
-/// Clears set-user-ID, and set-group-ID if the group may execute, as Linux does when a
-/// file's owner changes or an unprivileged process writes to it. (Set-group-ID without
-/// group-execute means mandatory locking, not privilege, so it stays.)
-pub(crate) fn clear_setid(n: &mut Inode) {
-    n.perm &= !S_ISUID;
-    if n.perm & S_IXGRP != 0 {
-        n.perm &= !S_ISGID;
-    }
 }
 
 fn resolve(t: SetTime, now: NanoTime) -> NanoTime {
@@ -383,7 +371,7 @@ pub(crate) fn setattr(
         // chown of a program must not hand the new owner's privileges to it. An explicit
         // mode in the same request wins (the caller said exactly what it wants).
         if n.kind != FileKind::Dir && set.perm.is_none() {
-            clear_setid(&mut n);
+            n.clear_setid();
         }
     }
     if let Some(size) = set.size {
@@ -485,10 +473,10 @@ mod tests {
             Caller::ROOT,
             0,
         );
-        clear_setid(&mut n);
+        n.clear_setid();
         assert_eq!(n.perm, 0o755);
         n.perm = 0o6745; // group may not execute: set-group-ID stays
-        clear_setid(&mut n);
+        n.clear_setid();
         assert_eq!(n.perm, 0o2745);
     }
 

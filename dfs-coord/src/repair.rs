@@ -11,20 +11,26 @@
 //! target answers `Stored` (the copy is durable) is it added to the shard's locations.
 //! Copies are throttled by a token bucket (refilled at `repair_rate` bytes per second,
 //! holding at most one maintenance interval's worth, and at least one second's) and at most
-//! [`MAX_IN_FLIGHT`](crate::maintenance::MAX_IN_FLIGHT) at a time, so clients keep most
+//! [`MAX_IN_FLIGHT`](crate::sender::MAX_IN_FLIGHT) at a time, so clients keep most
 //! of the bandwidth while a big node is being re-replicated.
 
+use crate::config::CoordSettings;
 use crate::events::EventKind;
-use crate::maintenance::{send_all, Episode, NodeSender};
+use crate::events::Events;
+use crate::maint::{Episode, Maint};
+use crate::meta::Meta;
 use crate::placement;
 use crate::registry::Holder;
-use crate::server::Coordinator;
+use crate::registry::Registry;
+use crate::sender::{send_all, NodeSender};
+use crate::shared::Shared;
 use crate::status::human_bytes;
 use crate::store::Reader;
 use crate::store::ShardRec;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireResult};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
@@ -140,7 +146,35 @@ fn plan(
     p
 }
 
-impl Coordinator {
+/// Repair: copies under-replicated shards node to node and removes surplus copies.
+pub(crate) struct Repair {
+    meta: Meta,
+    settings: CoordSettings,
+    registry: Shared<Registry>,
+    maint: Shared<Maint>,
+    events: Arc<Events>,
+    in_flight: Arc<AtomicU64>,
+}
+
+impl Repair {
+    pub fn new(
+        meta: Meta,
+        settings: CoordSettings,
+        registry: Shared<Registry>,
+        maint: Shared<Maint>,
+        events: Arc<Events>,
+        in_flight: Arc<AtomicU64>,
+    ) -> Repair {
+        Repair {
+            meta,
+            settings,
+            registry,
+            maint,
+            events,
+            in_flight,
+        }
+    }
+
     /// Bytes the repair token bucket holds when full: what one pass may send. A pass
     /// every `maintenance_interval` that may send `rate * interval` keeps the average at
     /// `rate`; a smaller bucket would cap repair below the configured rate.
@@ -153,7 +187,7 @@ impl Coordinator {
     fn refill(&self, now: Instant) -> f64 {
         let rate = self.settings.repair_rate as f64;
         let cap = self.bucket_size();
-        let mut m = self.maint();
+        let mut m = self.maint.lock();
         let tokens = match m.refilled_at {
             // The first pass starts with a full bucket.
             None => cap,
@@ -178,7 +212,7 @@ impl Coordinator {
     ) -> WireResult<()> {
         let s = self.settings;
         let (view, draining) = {
-            let reg = self.registry();
+            let reg = self.registry.lock();
             let draining: HashSet<NodeId> = reg.draining().into_iter().collect();
             (reg.holders(now, s.repair_grace), draining)
         };
@@ -191,14 +225,14 @@ impl Coordinator {
             .sum();
         self.log_episode(&p, total_bytes);
         let Some(sender) = sender else {
-            self.maint().bytes_left = total_bytes;
+            self.maint.lock().bytes_left = total_bytes;
             return Ok(());
         };
 
         // Choose targets while the bucket allows. A shard larger than the whole bucket
         // may go when the bucket is full, or it could never go at all.
         let bad_copies = {
-            let mut m = self.maint();
+            let mut m = self.maint.lock();
             // A shard that is whole again no longer needs to avoid anyone.
             m.bad_copies
                 .retain(|id, _| p.jobs.iter().any(|j| j.id == *id));
@@ -209,7 +243,7 @@ impl Coordinator {
         let mut sends: Vec<(NodeId, String, NodeRequest)> = Vec::new();
         let mut sent_jobs: Vec<(ShardId, u32, NodeId)> = Vec::new();
         {
-            let mut reg = self.registry();
+            let mut reg = self.registry.lock();
             for job in &p.jobs {
                 let size = f64::from(job.size);
                 let mut k = 0;
@@ -249,7 +283,7 @@ impl Coordinator {
                 }
             }
         }
-        self.maint().tokens = tokens;
+        self.maint.lock().tokens = tokens;
 
         let results = send_all(sender, sends, Some(&self.in_flight)).await;
         let mut copied = 0u64;
@@ -258,18 +292,19 @@ impl Coordinator {
                 Ok(NodeResponse::Stored) => {
                     // One transaction per new copy: a crash loses at most the record of
                     // copies made since, which the nodes' inventories report again.
-                    self.write(move |t| {
-                        if let Some(mut rec) = t.shard(&id)? {
-                            if !rec.locations.contains(&target.0) {
-                                rec.locations.push(target.0);
-                                t.put_shard(&id, &rec)?;
+                    self.meta
+                        .write(move |t| {
+                            if let Some(mut rec) = t.shard(&id)? {
+                                if !rec.locations.contains(&target.0) {
+                                    rec.locations.push(target.0);
+                                    t.put_shard(&id, &rec)?;
+                                }
                             }
-                        }
-                        Ok(())
-                    })
-                    .await?;
+                            Ok(())
+                        })
+                        .await?;
                     copied += u64::from(size);
-                    let mut m = self.maint();
+                    let mut m = self.maint.lock();
                     m.repaired += 1;
                     if let Some(e) = &mut m.episode {
                         e.shards += 1;
@@ -282,14 +317,14 @@ impl Coordinator {
                 Err(e) => warn!("failed to replicate shard {id} to node {target}: {e}"),
             }
         }
-        self.maint().bytes_left = total_bytes.saturating_sub(copied);
+        self.maint.lock().bytes_left = total_bytes.saturating_sub(copied);
         self.remove_surplus(&p.surplus, sender).await
     }
 
     /// Logs the start of a repair episode when work first appears, and its end (with the
     /// achieved rate) when a pass finds nothing left to do.
     fn log_episode(&self, p: &Plan, total_bytes: u64) {
-        let mut m = self.maint();
+        let mut m = self.maint.lock();
         match (&m.episode, p.jobs.is_empty()) {
             (None, false) => {
                 let cause = match p.lost.len() {
@@ -347,16 +382,17 @@ impl Coordinator {
             return Ok(());
         }
         let list = forget.to_vec();
-        self.write(move |t| {
-            for (id, node) in &list {
-                if let Some(mut rec) = t.shard(id)? {
-                    rec.locations.retain(|n| *n != node.0);
-                    t.put_shard(id, &rec)?;
+        self.meta
+            .write(move |t| {
+                for (id, node) in &list {
+                    if let Some(mut rec) = t.shard(id)? {
+                        rec.locations.retain(|n| *n != node.0);
+                        t.put_shard(id, &rec)?;
+                    }
                 }
-            }
-            Ok(())
-        })
-        .await?;
+                Ok(())
+            })
+            .await?;
         info!(
             "forgot {} copies on draining node(s) that are down: their shards have their \
              copies elsewhere",
@@ -399,14 +435,15 @@ impl Coordinator {
                 }
             };
             if gone {
-                self.write(move |t| {
-                    if let Some(mut rec) = t.shard(&id)? {
-                        rec.locations.retain(|n| *n != node.0);
-                        t.put_shard(&id, &rec)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+                self.meta
+                    .write(move |t| {
+                        if let Some(mut rec) = t.shard(&id)? {
+                            rec.locations.retain(|n| *n != node.0);
+                            t.put_shard(&id, &rec)?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
                 removed += 1;
                 nodes.insert(node);
             }

@@ -22,7 +22,7 @@
 mod records;
 mod tables;
 
-pub(crate) use records::{err, Dirent, Inode, NodeAdmin, ShardRec, StoredSettings};
+pub(crate) use records::{err, Dirent, Inode, NodeAdmin, ShardRec, StoredSettings, S_ISGID};
 pub(crate) use tables::{ReadTables, Reader, Tables};
 
 use dfs_proto::coord_msg::{FileKind, NanoTime};

@@ -25,13 +25,11 @@
 use crate::admin::conn::{exit_code, Ask, EXIT_REFUSED};
 use crate::admin::locate;
 use crate::events;
-use crate::server::Coordinator;
+use crate::observe::{self, Observed};
 use crate::status::json_string;
 use anyhow::{bail, Result};
 use dfs_ops::http::{Request, Response};
-use dfs_proto::access::Role;
 use dfs_proto::coord_msg::{CoordRequest, CoordResponse};
-use dfs_proto::rpc::Peer;
 use dfs_proto::{ErrorCode, WireError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,7 +59,7 @@ pub fn check_exposure(addr: SocketAddr, token: Option<&str>) -> Result<()> {
 pub async fn start(
     addr: SocketAddr,
     token: Option<String>,
-    coord: Arc<Coordinator>,
+    coord: Arc<impl Observed>,
 ) -> Result<JoinHandle<()>> {
     check_exposure(addr, token.as_deref())?;
     let listener = dfs_ops::http::bind(addr, "cluster view").await?;
@@ -84,7 +82,7 @@ pub async fn start(
 }
 
 /// Answers one request.
-pub async fn route(coord: &Coordinator, token: Option<&str>, req: Request) -> Response {
+pub async fn route(coord: &impl Observed, token: Option<&str>, req: Request) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
         return Response::text(
             "405 Method Not Allowed",
@@ -103,7 +101,7 @@ pub async fn route(coord: &Coordinator, token: Option<&str>, req: Request) -> Re
         "/" | "/index.html" => {
             Response::new("200 OK", "text/html; charset=utf-8", INDEX_HTML.into())
         }
-        "/api/status" => match coord.status().await {
+        "/api/status" => match observe::status(coord).await {
             Ok(st) => json("200 OK", crate::status::render_json(&st)),
             Err(e) => json_error("503 Service Unavailable", &e.to_string()),
         },
@@ -122,7 +120,7 @@ pub async fn route(coord: &Coordinator, token: Option<&str>, req: Request) -> Re
     }
 }
 
-async fn where_(coord: &Coordinator, req: &Request) -> Response {
+async fn where_(coord: &impl Observed, req: &Request) -> Response {
     let path = match req.query_param("path") {
         Some(p) if !p.is_empty() && p.len() <= MAX_PATH => p,
         Some(p) if p.len() > MAX_PATH => {
@@ -176,15 +174,11 @@ fn json_error(status: &'static str, message: &str) -> Response {
 
 /// The view asks the coordinator it runs in directly, without a network hop, as an
 /// administrator would: the access table (`access.rs`) still applies.
-struct Local<'a>(&'a Coordinator);
+struct Local<'a, O>(&'a O);
 
-impl Ask for Local<'_> {
+impl<O: Observed> Ask for Local<'_, O> {
     async fn ask(&self, req: CoordRequest, _deadline: Duration) -> Result<CoordResponse> {
-        let peer = Peer {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            roles: vec![Role::Admin],
-        };
-        self.0.handle(&peer, req).await.map_err(anyhow::Error::new)
+        self.0.ask(req).await.map_err(anyhow::Error::new)
     }
 }
 

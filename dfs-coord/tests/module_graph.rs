@@ -312,8 +312,6 @@ fn crate_src(name: &str) -> PathBuf {
 }
 
 #[test]
-#[ignore = "open (issue 17): {decommission, maintenance, metrics, server, view} and \
-            {layout, namespace} still reach each other; run with --ignored to list them"]
 fn the_coordinator_has_no_module_cycles() {
     assert_acyclic(&crate_src("dfs-coord"));
 }

@@ -10,7 +10,7 @@ use dfs_fuse::fs::{Fs, FsConfig};
 use dfs_fuse::lookup_cache;
 use dfs_proto::access::Role;
 use dfs_proto::coord_msg::{CoordRequest, CoordResponse, FileKind, SetAttrs, XattrMode};
-use dfs_proto::node_msg::{NodeRequest, NodeStats};
+use dfs_proto::node_msg::NodeStats;
 use dfs_proto::{ErrorCode, NodeId, ShardId, ROOT_INO};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -390,23 +390,13 @@ async fn writes_go_around_a_dead_target() {
     assert_eq!(read_all(&self::fs(&c), ino).await, data);
 }
 
-/// The coordinator's maintenance reaches the in-memory nodes through this.
-struct Sender(Arc<Cluster>);
-
-impl dfs_coord::NodeSender for Sender {
-    fn send<'a>(&'a self, addr: &'a str, req: NodeRequest) -> dfs_coord::SendFuture<'a> {
-        Box::pin(async move { self.0.node(addr, &req, Duration::from_secs(1)).await })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_uncommitted_write_survives_garbage_collection() {
     // GC deletes shards nobody references once their placement is older than the grace.
     // A writer that keeps uploads uncommitted for several graces must not lose them: the
     // mount renews its lease with Touch.
     let grace = Duration::from_millis(300);
-    let c = Cluster::with_gc_grace(grace).await;
-    c.coord.set_node_sender(Arc::new(Sender(c.clone())));
+    let c = Cluster::with_gc_and_nodes(grace).await;
     let fs = fs(&c);
     let (ino, fh) = new_file(&fs, "f").await;
     let data = pattern(3 * MIB, 11);
@@ -422,8 +412,7 @@ async fn a_slow_commit_keeps_the_lease_on_its_own_shards() {
     // renewal must not need that lock, or a commit slower than the grace would see its
     // shards collected before the coordinator records them.
     let grace = Duration::from_millis(300);
-    let c = Cluster::with_gc_grace(grace).await;
-    c.coord.set_node_sender(Arc::new(Sender(c.clone())));
+    let c = Cluster::with_gc_and_nodes(grace).await;
     let fs = fs(&c);
     let (ino, fh) = new_file(&fs, "f").await;
     let data = pattern(3 * MIB, 12);

@@ -51,7 +51,25 @@ impl Inode {
     }
 }
 
+/// The set-user-ID bit of a mode.
+pub(crate) const S_ISUID: u32 = 0o4000;
+/// The set-group-ID bit; on a directory, new entries inherit its group.
+pub(crate) const S_ISGID: u32 = 0o2000;
+/// Group execute: without it, set-group-ID on a file means mandatory locking, not a
+/// privilege, and Linux leaves it alone.
+pub(crate) const S_IXGRP: u32 = 0o010;
+
 impl Inode {
+    /// Clears set-user-ID, and set-group-ID if the group may execute, as Linux does when a
+    /// file's owner changes or an unprivileged process writes to it. (Set-group-ID without
+    /// group-execute means mandatory locking, not privilege, so it stays.)
+    pub fn clear_setid(&mut self) {
+        self.perm &= !S_ISUID;
+        if self.perm & S_IXGRP != 0 {
+            self.perm &= !S_ISGID;
+        }
+    }
+
     pub fn attr(&self, ino: Ino) -> Attr {
         Attr {
             ino,

@@ -1,5 +1,5 @@
 //! Draining and removing nodes (`DrainNode`, `RemoveNode`, `Locate`), with the fake node
-//! sender of `maintenance.rs`: a drain is carried out by repair, a removal forgets the
+//! sender of `sender.rs`: a drain is carried out by repair, a removal forgets the
 //! node, and both survive a coordinator restart.
 
 use super::maintenance::{addr, fsck, heartbeat, holders, setup, Sent};

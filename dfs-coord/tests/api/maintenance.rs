@@ -56,12 +56,17 @@ pub(crate) fn addr(n: u64) -> String {
 
 /// A coordinator with nodes 1..=n registered and a fake sender plugged in.
 pub(crate) async fn setup(s: CoordSettings, n: u64) -> (T, Arc<Fake>) {
-    let t = T::with(CoordSettings {
-        node_timeout: Duration::from_millis(200),
-        ..s
-    });
     let fake = Arc::new(Fake::default());
-    t.c.set_node_sender(fake.clone());
+    let t = T::wrap(
+        Coordinator::open_in_memory_with(
+            CoordSettings {
+                node_timeout: Duration::from_millis(200),
+                ..s
+            },
+            fake.clone(),
+        )
+        .unwrap(),
+    );
     for i in 1..=n {
         t.register(i, 1 << 30).await;
     }

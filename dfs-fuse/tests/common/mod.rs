@@ -70,8 +70,27 @@ impl Cluster {
         Cluster::with_coord(coord, 2).await
     }
 
-    pub async fn with_coord(coord: Arc<Coordinator>, nodes: u64) -> Arc<Cluster> {
-        let c = Arc::new(Cluster {
+    /// Two nodes, R = 2, garbage collection after `grace`, and the coordinator's
+    /// maintenance reaching the in-memory nodes (tests of leases against real GC).
+    pub async fn with_gc_and_nodes(grace: Duration) -> Arc<Cluster> {
+        let settings = CoordSettings {
+            replicas: 2,
+            min_copies: 2,
+            gc_grace: grace,
+            ..Default::default()
+        };
+        // The coordinator is built with its sender, and the sender needs the cluster
+        // that holds the coordinator: it keeps a weak reference, filled in once built.
+        let c = Arc::new_cyclic(|me: &std::sync::Weak<Cluster>| {
+            let sender = Arc::new(MemSender(me.clone()));
+            Cluster::bare(Coordinator::open_in_memory_with(settings, sender).unwrap())
+        });
+        c.register_nodes(2).await;
+        c
+    }
+
+    fn bare(coord: Arc<Coordinator>) -> Cluster {
+        Cluster {
             coord,
             nodes: Mutex::new(HashMap::new()),
             down: Mutex::new(HashSet::new()),
@@ -80,7 +99,17 @@ impl Cluster {
             xattr_gets: AtomicU64::new(0),
             commit_delay: Mutex::new(Duration::ZERO),
             whole_gets: Mutex::new(Vec::new()),
-        });
+        }
+    }
+
+    pub async fn with_coord(coord: Arc<Coordinator>, nodes: u64) -> Arc<Cluster> {
+        let c = Arc::new(Cluster::bare(coord));
+        c.register_nodes(nodes).await;
+        c
+    }
+
+    async fn register_nodes(self: &Arc<Self>, nodes: u64) {
+        let c = self;
         for k in 1..=nodes {
             let addr = format!("mem-{k}");
             c.nodes.lock().unwrap().insert(addr.clone(), HashMap::new());
@@ -114,7 +143,6 @@ impl Cluster {
                 .await
                 .unwrap();
         }
-        c
     }
 
     pub fn corrupt_everywhere(&self, id: &ShardId) {
@@ -254,4 +282,18 @@ pub async fn read_all(fs: &Fs<Cluster>, ino: u64) -> Vec<u8> {
     }
     fs.release(fh, ME).await.unwrap();
     out
+}
+
+/// How the coordinator's maintenance reaches the in-memory nodes.
+struct MemSender(std::sync::Weak<Cluster>);
+
+impl dfs_coord::NodeSender for MemSender {
+    fn send<'a>(&'a self, addr: &'a str, req: NodeRequest) -> dfs_coord::SendFuture<'a> {
+        Box::pin(async move {
+            match self.0.upgrade() {
+                Some(c) => c.node(addr, &req, Duration::from_secs(1)).await,
+                None => Err(WireError::unavailable("the test cluster is gone")),
+            }
+        })
+    }
 }
