@@ -10,14 +10,13 @@ use crate::backend::Backend;
 use crate::dir::{self, DirReplier, DirSnapshot, ListedAttrs};
 use crate::file::{Ctx, FileState};
 use crate::handles::{Handle, Handles, MAX_SEEN};
-use crate::lease::{self, Leases};
+use crate::lease::Leases;
 use crate::lookup_cache::{self, LookupCache, Watched};
 use crate::read::execute_read;
 use crate::readahead::{self, READAHEAD_SHARDS};
 use crate::shard_io::ShardIo;
 use dfs_proto::coord_msg::{
     Attr, Caller, CoordRequest, CoordResponse, DirEntry, FileKind, FsStats, RenameFlags, SetAttrs,
-    XattrMode,
 };
 use dfs_proto::{Ino, WireError, WireResult};
 use std::collections::HashMap;
@@ -104,6 +103,9 @@ macro_rules! expect {
         }
     };
 }
+
+mod background;
+mod xattr;
 
 impl<B: Backend> Fs<B> {
     pub fn new(backend: Arc<B>, cfg: FsConfig) -> Fs<B> {
@@ -589,105 +591,6 @@ impl<B: Backend> Fs<B> {
             let _ = self.meta(CoordRequest::Release { ino: h.ino }).await;
         }
         r
-    }
-
-    // ---- extended attributes --------------------------------------------------------
-
-    pub async fn setxattr(
-        &self,
-        ino: Ino,
-        name: &str,
-        value: Vec<u8>,
-        mode: XattrMode,
-    ) -> WireResult<()> {
-        self.meta(CoordRequest::SetXattr {
-            ino,
-            name: name.into(),
-            value,
-            mode,
-        })
-        .await
-        .map(drop)
-    }
-
-    pub async fn getxattr(&self, ino: Ino, name: &str) -> WireResult<Vec<u8>> {
-        if self.lookups.is_bare(ino, std::time::Instant::now()) {
-            return Err(WireError::new(
-                dfs_proto::ErrorCode::NoAttr,
-                format!("no extended attribute {name:?}"),
-            ));
-        }
-        expect!(
-            self.meta(CoordRequest::GetXattr {
-                ino,
-                name: name.into()
-            })
-            .await?,
-            Bytes,
-            "GetXattr"
-        )
-    }
-
-    pub async fn listxattr(&self, ino: Ino) -> WireResult<Vec<String>> {
-        if self.lookups.is_bare(ino, std::time::Instant::now()) {
-            return Ok(Vec::new());
-        }
-        expect!(
-            self.meta(CoordRequest::ListXattr { ino }).await?,
-            Names,
-            "ListXattr"
-        )
-    }
-
-    pub async fn removexattr(&self, ino: Ino, name: &str) -> WireResult<()> {
-        self.meta(CoordRequest::RemoveXattr {
-            ino,
-            name: name.into(),
-        })
-        .await
-        .map(drop)
-    }
-
-    /// Renews this mount's leases at the coordinator (every second, see `lease.rs`): on
-    /// every shard it has stored but not yet committed, and on every file it unlinked
-    /// while open.
-    pub async fn touch_uncommitted(&self) -> WireResult<()> {
-        let files = self.open.open_files();
-        let mut open = Vec::new();
-        for (ino, f) in files {
-            // Uploads finished while the file sat idle are filed here, which publishes
-            // them in `leases`. A file whose lock is busy (a commit uploading) files its
-            // uploads itself as they finish.
-            match f.try_lock() {
-                Ok(mut st) => {
-                    st.reap_uploads();
-                    if st.unlinked {
-                        open.push(ino);
-                    }
-                }
-                // Busy: it may be unlinked; naming a file that is not an orphan is harmless.
-                Err(_) => open.push(ino),
-            }
-        }
-        // Read without any file's lock: a long commit must not stop its own shards'
-        // lease from being renewed.
-        let ids = self.ctx.leases.all();
-        lease::renew(&*self.ctx.backend, &ids, &open).await
-    }
-
-    /// Commits every open file's buffered writes (at unmount).
-    pub async fn flush_all(&self) -> WireResult<()> {
-        let mut first = Ok(());
-        for (_, f) in self.open.open_files() {
-            let mut st = f.lock().await;
-            if let Err(e) = st.commit(&self.ctx, Caller::ROOT).await {
-                tracing::error!(ino = st.ino, "failed to flush at unmount: {e}");
-                if first.is_ok() {
-                    first = Err(e);
-                }
-            }
-        }
-        first
     }
 }
 

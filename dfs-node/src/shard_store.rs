@@ -24,21 +24,17 @@
 //! All methods do blocking file I/O: async callers run them in `spawn_blocking`.
 
 use crate::shard_file::{self, Header, HEADER_LEN};
-use anyhow::{anyhow, bail, Context};
+use anyhow::Context;
 use dfs_ops::durable;
 use dfs_proto::node_msg::{ByteRange, NodeStats};
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult, MAX_SHARD_SIZE};
-use std::ffi::CString;
-use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use tracing::{info, warn};
+use tracing::warn;
 
 /// The shards of one data directory.
 pub struct ShardStore {
@@ -506,65 +502,6 @@ pub enum Verify {
     Content,
 }
 
-/// What is wrong with a damaged shard file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Defect {
-    /// The block with this index does not match its checksum.
-    Block(u64),
-    /// Every block matched its checksum, yet the whole content does not hash to the shard's
-    /// name: the checksums were damaged along with the data they cover.
-    Content,
-    /// The header or the file's size is wrong (truncated, extended, overwritten...).
-    Layout(String),
-}
-
-impl fmt::Display for Defect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Defect::Block(b) => write!(f, "block {b} failed verification"),
-            Defect::Content => f.write_str("content does not match its id"),
-            Defect::Layout(m) => write!(f, "bad file layout: {m}"),
-        }
-    }
-}
-
-/// A damaged copy found by a read: which shard, what is wrong, and which file it was.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Corruption {
-    pub id: ShardId,
-    pub defect: Defect,
-    /// Device and inode number of the damaged file, so [`ShardStore::discard`] removes
-    /// exactly that file and never a good copy renamed over it since.
-    file_key: (u64, u64),
-}
-
-/// Why a verified read returned no bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadError {
-    /// The copy on disk is damaged.
-    Corrupt(Corruption),
-    /// Anything else: not found, a range past the end, an I/O error.
-    Failed(WireError),
-}
-
-impl From<WireError> for ReadError {
-    fn from(e: WireError) -> Self {
-        ReadError::Failed(e)
-    }
-}
-
-impl From<ReadError> for WireError {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::Corrupt(c) => WireError::corrupt(format!(
-                "shard {} is corrupt on this node: {}",
-                c.id, c.defect
-            )),
-            ReadError::Failed(e) => e,
-        }
-    }
-}
-
 /// A read's failure before it is tied to the file it happened in.
 enum Fault {
     Defect(Defect),
@@ -596,85 +533,6 @@ fn io_failure(verb: &str, id: ShardId, e: io::Error) -> WireError {
     }
 }
 
-/// Refuses to share a data directory with another running node: two processes keeping
-/// separate space counters over the same files would both be wrong.
-fn lock_dir(root: &Path) -> anyhow::Result<File> {
-    let path = root.join("lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("open {}", path.display()))?;
-    // SAFETY: flock only reads the descriptor number, which `f` keeps open.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            bail!("{} is in use by another dfs-node process", root.display());
-        }
-        return Err(e).with_context(|| format!("lock {}", path.display()));
-    }
-    Ok(f)
-}
-
-/// Removes what crashed writes left in `tmp/`: nothing there was ever acknowledged.
-fn clean_tmp(tmp: &Path) -> io::Result<()> {
-    let mut removed = 0;
-    for e in fs::read_dir(tmp)? {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            fs::remove_dir_all(e.path())?;
-        } else {
-            fs::remove_file(e.path())?;
-        }
-        removed += 1;
-    }
-    if removed > 0 {
-        info!("removed {removed} unfinished writes from {}", tmp.display());
-    }
-    Ok(())
-}
-
-/// Reads `DATA/node.id`, or creates it with a random ID on first start. A malformed file is
-/// an error, not a reason to pick a new identity: the coordinator knows this node (and the
-/// shards it holds) by that ID.
-fn load_or_create_node_id(root: &Path) -> anyhow::Result<NodeId> {
-    let path = root.join("node.id");
-    match fs::read_to_string(&path) {
-        Ok(s) => s
-            .trim()
-            .parse::<NodeId>()
-            .map_err(|e| anyhow!("{}: {e}", path.display())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let mut b = [0u8; 8];
-            File::open("/dev/urandom")
-                .and_then(|mut r| r.read_exact(&mut b))
-                .context("read /dev/urandom")?;
-            let id = NodeId(u64::from_le_bytes(b));
-            // Atomic write: a crash leaves either no node.id or a complete one.
-            durable::write_atomic(&path, format!("{id}\n").as_bytes())
-                .with_context(|| format!("write {}", path.display()))?;
-            Ok(id)
-        }
-        Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
-    }
-}
-
-/// Bytes an unprivileged process may still allocate on the filesystem holding `path`.
-fn fs_available(path: &Path) -> io::Result<u64> {
-    let c = CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: statvfs is plain old data, for which all-zero bytes are a valid value.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a NUL-terminated string and `st` a writable statvfs, both live for the call.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
-}
-
 /// Where shard `id` lives below `shards/`: `aa/bb/aabb…` (64 hex digits). Built only from
 /// the hex form: a shard ID comes from the network, and hex digits cannot name anything
 /// outside `shards/` (no `/`, no `..`). The fuzz target `shard_path` checks exactly that.
@@ -682,6 +540,12 @@ pub fn relative_path(id: ShardId) -> PathBuf {
     let hex = id.to_hex();
     PathBuf::from(&hex[0..2]).join(&hex[2..4]).join(hex)
 }
+
+mod data_dir;
+mod defect;
+
+use data_dir::{clean_tmp, fs_available, load_or_create_node_id, lock_dir};
+pub use defect::{Corruption, Defect, ReadError};
 
 #[cfg(test)]
 mod tests;
