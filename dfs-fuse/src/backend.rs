@@ -48,6 +48,15 @@ impl Remote {
             meta_deadline,
         })
     }
+
+    /// What closes this backend's connections (coordinator and nodes alike: they share
+    /// one endpoint) when the mount ends, so that servers learn at once that this client
+    /// is gone instead of keeping its connections until their idle timeout. A future of
+    /// its own, so it can be kept after the backend itself is handed to the filesystem.
+    pub fn closer(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let client = RpcClient::new(self.coord.endpoint().clone(), Role::Coord);
+        async move { client.close().await }
+    }
 }
 
 impl Backend for Remote {

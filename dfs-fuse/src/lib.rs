@@ -136,10 +136,14 @@ where
     };
     let tls = dfs_ops::daemon::load_tls(&cfg.certs, &cfg.cert_name)?;
     let registry = dfs_ops::metrics::Registry::new();
-    let backend = {
+    let (backend, close_connections) = {
         let _g = rt.enter();
         let remote = Remote::new(&tls, cfg.coord.clone(), cfg.meta_deadline)?;
-        Arc::new(metrics::MeteredBackend::new(remote, &registry))
+        let closer = remote.closer();
+        (
+            Arc::new(metrics::MeteredBackend::new(remote, &registry)),
+            closer,
+        )
     };
     if let Some(addr) = cfg.metrics_listen {
         // Bound before mounting: a bad address fails the mount, not just the metrics.
@@ -226,6 +230,8 @@ where
     }
     let r = session.run();
     info!("unmounted");
+    // Everything is committed (or reported as lost) by now: tell the servers we are gone.
+    rt.block_on(close_connections);
     // Unmounted from outside (umount) rather than by a signal: say so too, so that
     // systemd takes the exit that follows as a stop, not a crash.
     stopping();
