@@ -62,6 +62,28 @@ wait_for() {
   done
 }
 
+# Checks what a mount needs before spending minutes on a build: the FUSE device, the
+# fusermount3 helper (package fuse3) and, when building, a Rust toolchain. As root it
+# installs the missing Debian packages; otherwise it says exactly what to run.
+preflight() {
+  [[ -e /dev/fuse ]] || die "/dev/fuse not found: load the fuse module (modprobe fuse), or start this container with --device /dev/fuse"
+  local need=()
+  command -v fusermount3 >/dev/null || need+=(fuse3)
+  if ((${#need[@]})); then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+      say "installing ${need[*]} (needed to mount: fusermount3)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; } \
+        || die "could not install ${need[*]}: run apt-get install ${need[*]}"
+    else
+      die "fusermount3 not found: install the fuse3 package (sudo apt-get install ${need[*]})"
+    fi
+  fi
+  if [[ -z ${DFS_BIN_DIR:-} ]] && ! command -v cargo >/dev/null; then
+    die "cargo not found: install a Rust toolchain (https://rustup.rs), or set DFS_BIN_DIR to installed binaries"
+  fi
+}
+
 # Builds the binaries unless DFS_BIN_DIR names installed ones. Always asking cargo (a
 # no-op when nothing changed) means a cluster never runs stale code after an edit.
 ensure_built() {
@@ -81,6 +103,7 @@ start() {
 }
 
 up() {
+  preflight
   ensure_built
   mkdir -p "$DIR"/{pids,logs,coord}
   DIR=$(cd "$DIR" && pwd)
@@ -123,7 +146,7 @@ up() {
     if grep -qs " $DIR/mnt " /proc/mounts; then fusermount3 -u "$DIR/mnt" 2>/dev/null || umount -l "$DIR/mnt" || true; fi
     say "mounting at $DIR/mnt"
     start mount "$DIR/logs/mount.log" "$BIN/dfs-fuse" "$DIR/mnt" --coord "$coord" --certs "$DIR/certs" ${DFS_MOUNT_ARGS:-}
-    wait_for 20 mounted || die "mount did not appear (see $DIR/logs/mount.log)"
+    wait_for 20 mounted || die "mount did not appear: $(grep -a 'dfs-fuse:' "$DIR/logs/mount.log" | tail -1) (see $DIR/logs/mount.log)"
     wait_for 10 stat "$DIR/mnt/." || die "mount is not usable (see $DIR/logs/mount.log)"
   fi
   say "up: coordinator $coord, $NODES nodes, replication $REPLICAS, mounted at $DIR/mnt"

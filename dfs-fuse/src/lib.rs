@@ -55,6 +55,7 @@ pub mod lookup_cache;
 pub mod metrics;
 pub mod mount_helper;
 pub mod node_health;
+pub mod prereq;
 pub mod read;
 pub mod readahead;
 pub mod shard_cache;
@@ -125,6 +126,12 @@ pub fn run<S>(cfg: MountConfig, shutdown: impl FnOnce() -> Result<S>) -> Result<
 where
     S: Future<Output = ()> + Send + 'static,
 {
+    // Before anything else: a machine without FUSE should hear so in one line.
+    // AutoUnmount (with allow_other) always goes through the helper, as does any mount by
+    // a user who may not call mount(2).
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    prereq::check(cfg.allow_other || !root)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dfs-fuse")
