@@ -3,13 +3,16 @@
 //! them. Each test also fails on an unexpected WARN or ERROR log line.
 #![allow(clippy::unwrap_used)]
 
+// `pattern`, `read_all`, `ME` and `MIB` are shared with the in-memory cluster's tests.
+mod common;
 mod whole;
 
+use common::{pattern, read_all, ME, MIB};
 use dfs_coord::CoordSettings;
 use dfs_proto::coord_msg::RenameFlags;
 use dfs_proto::{ErrorCode, ROOT_INO};
 use std::path::Path;
-use whole::{pattern, read_all, Whole, ME, MIB};
+use whole::Whole;
 
 fn r2() -> CoordSettings {
     CoordSettings {

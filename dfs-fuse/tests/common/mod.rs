@@ -270,7 +270,9 @@ pub async fn new_file(fs: &Fs<Cluster>, name: &str) -> (u64, u64) {
     (a.ino, fh)
 }
 
-pub async fn read_all(fs: &Fs<Cluster>, ino: u64) -> Vec<u8> {
+/// The whole file through `fs`, in 128 KiB reads as `cat` makes them (any backend: the
+/// in-memory cluster here, or the real one of `whole/`).
+pub async fn read_all<B: Backend>(fs: &Fs<B>, ino: u64) -> Vec<u8> {
     let (fh, _) = fs.open(ino).await.unwrap();
     let mut out = Vec::new();
     loop {

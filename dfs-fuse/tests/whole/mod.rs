@@ -14,7 +14,6 @@ use dfs_coord::{CoordConfig, CoordSettings};
 use dfs_fuse::backend::Remote;
 use dfs_fuse::fs::{Fs, FsConfig};
 use dfs_node::NodeConfig;
-use dfs_proto::coord_msg::Caller;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -24,12 +23,6 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
-
-pub const ME: Caller = Caller {
-    uid: 1000,
-    gid: 1000,
-};
-pub const MIB: usize = 1 << 20;
 
 /// WARN and ERROR lines that are part of normal operation, as substrings:
 /// - a client that closes while the coordinator's or a node's handshake with it is still
@@ -283,30 +276,4 @@ impl Whole {
             bad.join("\n  ")
         );
     }
-}
-
-pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-pub async fn read_all(fs: &Fs<Remote>, ino: u64) -> Vec<u8> {
-    let (fh, _) = fs.open(ino).await.unwrap();
-    let mut out = Vec::new();
-    loop {
-        let d = fs.read(fh, out.len() as u64, 128 * 1024).await.unwrap();
-        if d.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&d);
-    }
-    fs.release(fh, ME).await.unwrap();
-    out
 }
