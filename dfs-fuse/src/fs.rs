@@ -584,8 +584,19 @@ impl<B: Backend> Fs<B> {
             return Ok(());
         };
         let mut st = h.file.lock().await;
-        // Normally flush already committed; this catches writes through mmap and errors.
+        // Normally flush already committed; this catches writes through mmap and a flush
+        // that failed (the kernel ignores RELEASE's answer, so say in the log what happened).
+        let pending = st.has_changes();
         let r = st.commit(&self.ctx, caller).await;
+        if pending {
+            match &r {
+                Ok(()) => tracing::info!(ino = h.ino, "committed at release, after close"),
+                Err(e) => tracing::error!(
+                    ino = h.ino,
+                    "last commit at release failed, the unsaved changes are dropped: {e}"
+                ),
+            }
+        }
         let last = self.open.drop_handle(&h);
         if last && st.unlinked {
             let _ = self.meta(CoordRequest::Release { ino: h.ino }).await;
