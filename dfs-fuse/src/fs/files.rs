@@ -1,0 +1,164 @@
+//! Regular files: create, open, read, write, flush and release. Each open file has one
+//! shared [`FileState`] per inode; writes are buffered there and committed on flush (the
+//! `close()` a program sees) and again at release, for writes through mmap and for a
+//! flush that failed.
+
+use super::{now_ns, Fs};
+use crate::backend::Backend;
+use crate::file::FileState;
+use crate::handles::Handle;
+use crate::read::execute_read;
+use crate::readahead::{self, READAHEAD_SHARDS};
+use dfs_proto::coord_msg::{Attr, Caller, CoordRequest, FileKind};
+use dfs_proto::{Ino, WireResult};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl<B: Backend> Fs<B> {
+    /// Creates and opens a regular file.
+    pub async fn create(
+        &self,
+        parent: Ino,
+        name: &str,
+        perm: u32,
+        caller: Caller,
+    ) -> WireResult<(Attr, u64)> {
+        let attr = self
+            .mknod(parent, name, FileKind::File, perm, 0, caller)
+            .await?;
+        let (fh, _) = self.open(attr.ino).await?;
+        Ok((attr, fh))
+    }
+
+    /// Opens a regular file. Returns the handle and whether the kernel may keep what it
+    /// cached of the file (attributes and pages): only if the content has not changed
+    /// since this mount last opened it. Otherwise the caller must make the kernel forget
+    /// them before the open returns; that is what makes close-to-open hold.
+    pub async fn open(&self, ino: Ino) -> WireResult<(u64, bool)> {
+        let (file, keep_cache) = match self.open.join_open(ino) {
+            // Open here already: its state is the freshest view this mount has.
+            Some(f) => (f, true),
+            None => {
+                // Close-to-open: every first open fetches the committed layout afresh.
+                let mut st = FileState::load(&*self.ctx.backend, ino).await?;
+                st.attach_budget(self.ctx.dirty_total.clone());
+                st.attach_leases(self.ctx.leases.clone());
+                let keep = self.open.same_generation(ino, st.attr.generation);
+                // If another open of the same file won the race, this joins its state.
+                (self.open.first_open(st), keep)
+            }
+        };
+        Ok((self.open.add_handle(ino, file), keep_cache))
+    }
+
+    fn handle(&self, fh: u64) -> WireResult<Arc<Handle>> {
+        self.open.handle(fh)
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> WireResult<Vec<u8>> {
+        let h = self.handle(fh)?;
+        let sequential = h.reads.observe(offset, size);
+        let give_up = tokio::time::Instant::now() + self.holder_wait;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let r = self.read_once(&h, offset, size, sequential).await;
+            let unheld = match &r {
+                Err(e) if e.code == dfs_proto::ErrorCode::Unavailable => {
+                    h.file.lock().await.lacks_holders(offset, size)
+                }
+                _ => false,
+            };
+            match r {
+                // No live node is known to hold a shard of the range: the coordinator
+                // restarted and the nodes are registering again. Ask again where the
+                // shards are, and retry.
+                Err(e) if unheld && tokio::time::Instant::now() + backoff < give_up => {
+                    tracing::warn!(
+                        "read of {} bytes {offset}..{}: {e}; retrying in {backoff:?}",
+                        self.describe(h.ino),
+                        offset + u64::from(size)
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    let mut st = h.file.lock().await;
+                    if let Err(e) = st.refresh_holders(&*self.ctx.backend).await {
+                        tracing::warn!("could not refresh the holders of {}: {e}", st.ino);
+                    }
+                }
+                r => {
+                    return r.inspect_err(|e| {
+                        tracing::error!(
+                            "read of {} bytes {offset}..{} failed: {e}",
+                            self.describe(h.ino),
+                            offset + u64::from(size)
+                        );
+                    })
+                }
+            }
+        }
+    }
+
+    async fn read_once(
+        &self,
+        h: &Handle,
+        offset: u64,
+        size: u32,
+        sequential: bool,
+    ) -> WireResult<Vec<u8>> {
+        let (pieces, next) = {
+            let mut st = h.file.lock().await;
+            let pieces = st.plan_read(offset, size).await?;
+            let next = if sequential {
+                st.next_shards(offset, READAHEAD_SHARDS)
+            } else {
+                Vec::new()
+            };
+            (pieces, next)
+        };
+        // Readahead: a sequential reader will want the next shards soon; start fetching
+        // them now so the network works while the program consumes this one.
+        readahead::prefetch(&self.ctx.io, next);
+        let whole = sequential || size >= 64 * 1024;
+        execute_read(&self.ctx.io, pieces, whole).await
+    }
+
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> WireResult<u32> {
+        let h = self.handle(fh)?;
+        let mut st = h.file.lock().await;
+        st.write(&self.ctx, offset, data, now_ns()).await?;
+        Ok(data.len() as u32)
+    }
+
+    /// flush (every close) and fsync: make this mount's writes durable and visible.
+    pub async fn flush(&self, fh: u64, caller: Caller) -> WireResult<()> {
+        let h = self.handle(fh)?;
+        let mut st = h.file.lock().await;
+        st.commit(&self.ctx, caller).await
+    }
+
+    /// The last close of a handle.
+    pub async fn release(&self, fh: u64, caller: Caller) -> WireResult<()> {
+        let Some(h) = self.open.remove_handle(fh) else {
+            return Ok(());
+        };
+        let mut st = h.file.lock().await;
+        // Normally flush already committed; this catches writes through mmap and a flush
+        // that failed (the kernel ignores RELEASE's answer, so say in the log what happened).
+        let pending = st.has_changes();
+        let r = st.commit(&self.ctx, caller).await;
+        if pending {
+            match &r {
+                Ok(()) => tracing::info!(ino = h.ino, "committed at release, after close"),
+                Err(e) => tracing::error!(
+                    ino = h.ino,
+                    "last commit at release failed, the unsaved changes are dropped: {e}"
+                ),
+            }
+        }
+        let last = self.open.drop_handle(&h);
+        if last && st.unlinked {
+            let _ = self.meta(CoordRequest::Release { ino: h.ino }).await;
+        }
+        r
+    }
+}
