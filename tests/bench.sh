@@ -3,7 +3,10 @@
 # tests/all.sh: a full run takes 10-15 minutes per round on a 2-core VM.
 #
 # In one invocation it starts
-#   - dfs: a release build, 3 nodes, R = 2 (tests/cluster.sh), mounted;
+#   - dfs: a release build, 3 nodes, R = 2 (tests/cluster.sh), mounted, with the default
+#     durability contract (docs/SEMANTICS.md);
+#   - dfs-strict: the same with --durable-close on the coordinator and the nodes (every
+#     change and shard fsynced before it is acknowledged), reported beside it;
 #   - MooseFS 3.0 (Debian packages) of the same shape, goal 2 (tests/bench/moosefs.sh);
 #   - bindfs, a FUSE passthrough to local disk: the floor any FUSE filesystem pays;
 # all on 127.0.0.1, then runs the same workload (tests/bench/workload.sh) on each, ROUNDS
@@ -22,7 +25,7 @@
 # Knobs (environment):
 #   BENCH_SIZE (1g) BENCH_RUNTIME (15 s) BENCH_NFILES (5000) BENCH_TREE_SRC (/usr/include):
 #       the workload; a quick run: BENCH_SIZE=256m BENCH_RUNTIME=5 BENCH_NFILES=1000 bench.sh 1
-#   BENCH_SYSTEMS ("dfs moosefs bindfs"): which systems to run
+#   BENCH_SYSTEMS ("dfs dfs-strict moosefs bindfs"): which systems to run
 #   BENCH_DIR (/tmp/dfs-bench): where clusters live (deleted at the end)
 #   BENCH_OUT (BENCH_DIR/../dfs-bench-results.txt): raw "round label figure value unit" lines
 #   DFS_MOUNT_ARGS, DFS_NODE_ARGS, DFS_COORD_ARGS: passed on to tests/cluster.sh
@@ -33,7 +36,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 WORK=${BENCH_DIR:-/tmp/dfs-bench}
 OUT=${BENCH_OUT:-$(dirname "$WORK")/dfs-bench-results.txt}
-read -r -a SYSTEMS <<<"${BENCH_SYSTEMS:-dfs moosefs bindfs}"
+read -r -a SYSTEMS <<<"${BENCH_SYSTEMS:-dfs dfs-strict moosefs bindfs}"
 
 say() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -61,9 +64,11 @@ BINDFS_PID=
 teardown() {
   set +e
   say "tearing down"
-  if [[ -d $WORK/dfs ]]; then
-    "$HERE/cluster.sh" down "$WORK/dfs" --purge >/dev/null 2>&1
-  fi
+  for d in dfs dfs-strict; do
+    if [[ -d $WORK/$d ]]; then
+      "$HERE/cluster.sh" down "$WORK/$d" --purge >/dev/null 2>&1
+    fi
+  done
   "$HERE/bench/moosefs.sh" down "$WORK/moosefs" 2>/dev/null
   if grep -qs " $WORK/bindfs/mnt " /proc/mounts; then
     fusermount -u "$WORK/bindfs/mnt" 2>/dev/null || umount -l "$WORK/bindfs/mnt"
@@ -79,7 +84,7 @@ trap teardown EXIT
 trap 'exit 130' INT TERM
 mount_of() { # SYSTEM -> its mount point
   case $1 in
-    dfs) echo "$WORK/dfs/mnt" ;;
+    dfs | dfs-strict) echo "$WORK/$1/mnt" ;;
     moosefs) echo "$WORK/moosefs/mnt" ;;
     bindfs) echo "$WORK/bindfs/mnt" ;;
   esac
@@ -87,8 +92,8 @@ mount_of() { # SYSTEM -> its mount point
 # pids_of SYSTEM ROLE: ROLE is mount or daemons.
 pids_of() {
   case $1/$2 in
-    dfs/mount) cat "$WORK/dfs/pids/mount.pid" ;;
-    dfs/daemons) cat "$WORK/dfs/pids/coord.pid" "$WORK"/dfs/pids/node-*.pid | tr '\n' ' ' ;;
+    dfs/mount | dfs-strict/mount) cat "$WORK/$1/pids/mount.pid" ;;
+    dfs/daemons | dfs-strict/daemons) cat "$WORK/$1/pids/coord.pid" "$WORK/$1"/pids/node-*.pid | tr '\n' ' ' ;;
     moosefs/mount) awk '$1=="mfsmount"{print $2}' "$WORK/moosefs/pids" ;;
     moosefs/daemons) awk '$1!="mfsmount"{printf "%s ", $2}' "$WORK/moosefs/pids" ;;
     bindfs/mount) echo "$BINDFS_PID" ;;
@@ -100,6 +105,9 @@ for s in "${SYSTEMS[@]}"; do
     dfs)
       say "dfs: 3 nodes, R = 2, mount args: ${DFS_MOUNT_ARGS:-(defaults)}"
       DFS_PROFILE=release "$HERE/cluster.sh" up "$WORK/dfs" --nodes 3 --replicas 2 ;;
+    dfs-strict)
+      say "dfs-strict: the same with --durable-close"
+      DFS_DURABLE_CLOSE=1 DFS_PROFILE=release "$HERE/cluster.sh" up "$WORK/dfs-strict" --nodes 3 --replicas 2 ;;
     moosefs) "$HERE/bench/moosefs.sh" up "$WORK/moosefs" ;;
     bindfs)
       mkdir -p "$WORK/bindfs/src" "$WORK/bindfs/mnt"
@@ -107,7 +115,7 @@ for s in "${SYSTEMS[@]}"; do
       BINDFS_PID=$!
       for _ in $(seq 50); do grep -qs " $WORK/bindfs/mnt " /proc/mounts && break; sleep 0.1; done
       grep -qs " $WORK/bindfs/mnt " /proc/mounts || die "bindfs did not mount" ;;
-    *) die "unknown system $s (dfs, moosefs, bindfs)" ;;
+    *) die "unknown system $s (dfs, dfs-strict, moosefs, bindfs)" ;;
   esac
 done
 

@@ -19,6 +19,8 @@
 # overrides where the binaries are; DFS_NODE_TIMEOUT (default 3s) is how long the
 # coordinator waits for heartbeats before declaring a node down. DFS_COORD_ARGS,
 # DFS_NODE_ARGS and DFS_MOUNT_ARGS add flags to the coordinator, nodes and mount.
+# DFS_DURABLE_CLOSE=1 runs the coordinator and the nodes with --durable-close (every
+# change and every shard fsynced before it is acknowledged: docs/SEMANTICS.md).
 set -euo pipefail
 
 usage() { echo "usage: $0 up DIR [--nodes N] [--replicas R] | down DIR [--purge]" >&2; exit 2; }
@@ -123,7 +125,7 @@ up() {
     rm -f "$DIR/coord/addr"
     start coord "$DIR/logs/coord.log" "$BIN/dfs-coord" serve --data "$DIR/coord" --certs "$DIR/certs" \
       --listen "$coord" --replicas "$REPLICAS" --node-timeout "${DFS_NODE_TIMEOUT:-3s}" --addr-file "$DIR/coord/addr" \
-      ${DFS_COORD_ARGS:-}
+      ${DFS_DURABLE_CLOSE:+--durable-close} ${DFS_COORD_ARGS:-}
     wait_for 20 test -s "$DIR/coord/addr" || die "coordinator did not start (see $DIR/logs/coord.log)"
   fi
   for k in $(seq 1 "$NODES"); do
@@ -132,7 +134,8 @@ up() {
       mkdir -p "$DIR/node-$k"
       rm -f "$DIR/node-$k/addr"
       start "node-$k" "$DIR/logs/node-$k.log" "$BIN/dfs-node" --data "$DIR/node-$k" --coord "$coord" \
-        --certs "$DIR/certs" --cert-name "node-$k" --addr-file "$DIR/node-$k/addr" ${DFS_NODE_ARGS:-}
+        --certs "$DIR/certs" --cert-name "node-$k" --addr-file "$DIR/node-$k/addr" \
+        ${DFS_DURABLE_CLOSE:+--durable-close} ${DFS_NODE_ARGS:-}
       wait_for 20 test -s "$DIR/node-$k/addr" || die "node-$k did not start (see $DIR/logs/node-$k.log)"
     fi
   done

@@ -48,7 +48,7 @@ fn main() -> Result<()> {
 
 async fn run(data: PathBuf, top: String, files: u64, per_dir: u64) -> Result<()> {
     let settings = CoordSettings {
-        lazy_namespace_sync: true,
+        durable_close: false,
         ..CoordSettings::default()
     };
     let c = Coordinator::open(&data.join("meta.redb"), settings)

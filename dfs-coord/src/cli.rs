@@ -108,13 +108,16 @@ pub enum Command {
         /// before their copies are deleted (readers with an older layout may still ask).
         #[arg(long, default_value = "1m", value_parser = parse_dur)]
         unref_grace: Duration,
-        /// Acknowledge namespace changes (create, mkdir, unlink, rename, setattr, xattrs)
-        /// before they are fsynced, and fsync them in batches every 100 ms: about 1.4x
-        /// faster creates and 2x faster deletes on a disk where an fsync costs 3 ms, but a
-        /// coordinator crash or power cut can lose the last 100 ms of such changes (file
-        /// contents committed by close or fsync are never lost). Off: every acknowledged
-        /// change is durable.
+        /// Acknowledge every change only once it is fsynced (strict mode, like an NFS
+        /// `sync` export; concurrent changes share fsyncs). Without it a change is
+        /// acknowledged once it is in the metadata log: it survives a crash of the
+        /// coordinator, and a power loss can lose at most the last few milliseconds of
+        /// changes that no client fsynced (docs/SEMANTICS.md).
         #[arg(long)]
+        durable_close: bool,
+        /// Accepted for old command lines and ignored: namespace changes are now logged
+        /// before they are acknowledged and fsynced in groups by default.
+        #[arg(long, hide = true)]
         lazy_namespace_sync: bool,
         /// Most bytes per second re-replication may copy in total (K, M, G suffixes), so
         /// client I/O keeps going during a repair.
@@ -324,6 +327,7 @@ fn run_command(command: Command) -> Result<()> {
             repair_grace,
             gc_grace,
             unref_grace,
+            durable_close,
             lazy_namespace_sync,
             repair_rate,
             maintenance_interval,
@@ -340,10 +344,16 @@ fn run_command(command: Command) -> Result<()> {
                 repair_grace,
                 gc_grace,
                 unref_grace,
-                lazy_namespace_sync,
+                durable_close,
                 repair_rate,
                 maintenance_interval,
             };
+            if lazy_namespace_sync {
+                tracing::info!(
+                    "--lazy-namespace-sync is the default now (changes are logged, then \
+                     fsynced in groups); the flag is ignored"
+                );
+            }
             if settings.min_copies > replicas || settings.min_copies == 0 {
                 bail!("--min-copies must be between 1 and --replicas ({replicas})");
             }

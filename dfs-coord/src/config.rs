@@ -36,10 +36,11 @@ pub struct CoordSettings {
     /// shard anyway, so this only covers readers still working from an older layout.
     /// Rewriting a file over and over would otherwise pile up garbage for `gc_grace`.
     pub unref_grace: Duration,
-    /// Namespace changes are acknowledged before they are durable and fsynced in batches
-    /// (`Store::write_soon`); off by default, so that every acknowledged change survives
-    /// a crash of the coordinator.
-    pub lazy_namespace_sync: bool,
+    /// Acknowledge a change only once it is fsynced (the metadata log's group fsync),
+    /// like an NFS `sync` export. Off by default: a change is acknowledged once it is in
+    /// the log's page cache (it survives a crash of the coordinator; a power loss can take
+    /// the last few milliseconds of changes nobody fsynced), see docs/SEMANTICS.md.
+    pub durable_close: bool,
     /// Most bytes per second re-replication may copy, in total, so that repair traffic
     /// leaves room for the clients' own reads and writes.
     pub repair_rate: u64,
@@ -57,7 +58,7 @@ impl Default for CoordSettings {
             repair_grace: Duration::from_secs(5 * 60),
             gc_grace: Duration::from_secs(10 * 60),
             unref_grace: Duration::from_secs(60),
-            lazy_namespace_sync: false,
+            durable_close: false,
             repair_rate: 64 << 20,
             maintenance_interval: Duration::from_secs(2),
         }

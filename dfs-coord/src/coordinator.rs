@@ -65,7 +65,7 @@ impl Coordinator {
     /// Opens (or creates) the metadata store at `path`. Maintenance has no way to reach
     /// nodes: it only keeps its bookkeeping (see [`Coordinator::open_with`]).
     pub fn open(path: &Path, settings: CoordSettings) -> anyhow::Result<Arc<Coordinator>> {
-        Coordinator::build(Store::open(path)?, settings, None)
+        Coordinator::build(Store::open(path, settings.durable_close)?, settings, None)
     }
 
     /// Opens the store at `path`; maintenance reaches the nodes through `sender` (the
@@ -75,7 +75,11 @@ impl Coordinator {
         settings: CoordSettings,
         sender: Arc<dyn NodeSender>,
     ) -> anyhow::Result<Arc<Coordinator>> {
-        Coordinator::build(Store::open(path)?, settings, Some(sender))
+        Coordinator::build(
+            Store::open(path, settings.durable_close)?,
+            settings,
+            Some(sender),
+        )
     }
 
     /// A coordinator whose metadata lives in memory only, for tests.
@@ -114,7 +118,7 @@ impl Coordinator {
         let events = registry.events.clone();
         let registry = Shared::new(registry);
         let maint = Shared::new(Maint::default());
-        let meta = Meta::new(store, settings.lazy_namespace_sync);
+        let meta = Meta::new(store);
         let in_flight = Arc::new(AtomicU64::new(0));
         let (m, s, r, mt, e) = (&meta, settings, &registry, &maint, &events);
         Ok(Arc::new(Coordinator {
@@ -157,9 +161,10 @@ impl Coordinator {
         self.maintenance.once(now).await
     }
 
-    /// Makes every namespace change so far durable.
-    pub(crate) async fn sync(&self) -> WireResult<()> {
-        self.meta.sync().await
+    /// Checkpoints the metadata store if one is due (`Store::checkpoint_if_due`); `now`
+    /// forces one (at shutdown).
+    pub(crate) async fn checkpoint(&self, now: bool) -> WireResult<()> {
+        self.meta.checkpoint(now).await
     }
 
     /// Serves one request.
@@ -199,7 +204,7 @@ impl Coordinator {
                 set,
             } => self
                 .meta
-                .write_soon(move |t| namespace::setattr(t, ino, &set, ss, now_ns()))
+                .write(move |t| namespace::setattr(t, ino, &set, ss, now_ns()))
                 .await
                 .map(R::Attr),
             Q::Create {
@@ -211,7 +216,7 @@ impl Coordinator {
                 caller,
             } => self
                 .meta
-                .write_soon(move |t| {
+                .write(move |t| {
                     namespace::create(t, parent, &name, kind, perm, rdev, caller, now_ns())
                 })
                 .await
@@ -223,9 +228,7 @@ impl Coordinator {
                 caller,
             } => self
                 .meta
-                .write_soon(move |t| {
-                    namespace::symlink(t, parent, &name, &target, caller, now_ns())
-                })
+                .write(move |t| namespace::symlink(t, parent, &name, &target, caller, now_ns()))
                 .await
                 .map(R::Attr),
             Q::Readlink { ino } => self
@@ -239,17 +242,17 @@ impl Coordinator {
                 new_name,
             } => self
                 .meta
-                .write_soon(move |t| namespace::link(t, ino, new_parent, &new_name, now_ns()))
+                .write(move |t| namespace::link(t, ino, new_parent, &new_name, now_ns()))
                 .await
                 .map(R::Attr),
             Q::Unlink { parent, name, keep } => self
                 .meta
-                .write_soon(move |t| namespace::unlink(t, parent, &name, keep, now_ns()))
+                .write(move |t| namespace::unlink(t, parent, &name, keep, now_ns()))
                 .await
                 .map(|()| R::Unit),
             Q::Rmdir { parent, name } => self
                 .meta
-                .write_soon(move |t| namespace::rmdir(t, parent, &name, now_ns()))
+                .write(move |t| namespace::rmdir(t, parent, &name, now_ns()))
                 .await
                 .map(|()| R::Unit),
             Q::Rename {
@@ -260,7 +263,7 @@ impl Coordinator {
                 flags,
             } => self
                 .meta
-                .write_soon(move |t| {
+                .write(move |t| {
                     namespace::rename(t, parent, &name, new_parent, &new_name, flags, now_ns())
                 })
                 .await
@@ -282,7 +285,7 @@ impl Coordinator {
                 mode,
             } => self
                 .meta
-                .write_soon(move |t| xattr::set(t, ino, &name, &value, mode, now_ns()))
+                .write(move |t| xattr::set(t, ino, &name, &value, mode, now_ns()))
                 .await
                 .map(|()| R::Unit),
             Q::GetXattr { ino, name } => self
@@ -297,7 +300,7 @@ impl Coordinator {
                 .map(R::Names),
             Q::RemoveXattr { ino, name } => self
                 .meta
-                .write_soon(move |t| xattr::remove(t, ino, &name, now_ns()))
+                .write(move |t| xattr::remove(t, ino, &name, now_ns()))
                 .await
                 .map(|()| R::Unit),
             Q::StatFs => self.health.statfs().await.map(R::FsStats),

@@ -1,5 +1,5 @@
 //! The coordinator as a daemon: [`run`] opens the store, serves QUIC until shutdown, and
-//! runs the background loops (failure detection, lazy-sync, maintenance) beside it, plus
+//! runs the background loops (failure detection, metadata checkpoints, maintenance) beside it, plus
 //! the optional metrics and cluster-view endpoints.
 
 use crate::config::CoordConfig;
@@ -28,15 +28,15 @@ async fn down_detector(coord: Arc<Coordinator>) {
     }
 }
 
-/// Makes lazily committed namespace changes durable every `SYNC_INTERVAL` (one fsync for
-/// however many changes came in meanwhile; nothing when there were none).
-async fn sync_loop(coord: Arc<Coordinator>) {
-    let mut iv = tokio::time::interval(crate::store::SYNC_INTERVAL);
+/// Checkpoints the metadata store when one is due (`Store::checkpoint_if_due`): the log's
+/// own fsyncs run on its thread (`store/wal.rs`); this bounds the log's length.
+async fn checkpoint_loop(coord: Arc<Coordinator>) {
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         iv.tick().await;
-        if let Err(e) = coord.sync().await {
-            warn!("failed to make namespace changes durable: {e}");
+        if let Err(e) = coord.checkpoint(false).await {
+            warn!("metadata checkpoint failed (the log keeps every change): {e}");
         }
     }
 }
@@ -102,7 +102,7 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     }
     let detector = tokio::spawn(down_detector(coord.clone()));
     let maintenance = tokio::spawn(maintenance_loop(coord.clone()));
-    let syncer = tokio::spawn(sync_loop(coord.clone()));
+    let checkpointer = tokio::spawn(checkpoint_loop(coord.clone()));
     // Bound, store open, address written: from here requests are answered, so a service
     // manager may start what depends on us (see `dfs_ops::sd_notify`).
     sd_notify::notify_or_log(sd_notify::READY);
@@ -125,9 +125,9 @@ pub async fn run(cfg: CoordConfig, shutdown: impl Future<Output = ()>) -> anyhow
     for server in [metrics_server, view_server].into_iter().flatten() {
         server.abort();
     }
-    syncer.abort();
-    if let Err(e) = coord.sync().await {
-        warn!("failed to make the last namespace changes durable: {e}");
+    checkpointer.abort();
+    if let Err(e) = coord.checkpoint(true).await {
+        warn!("final metadata checkpoint failed (the log keeps every change): {e}");
     }
     // Give clients a moment to receive the close; nothing is lost if they do not.
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;

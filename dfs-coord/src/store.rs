@@ -1,58 +1,84 @@
 //! The metadata store: the redb tables, the postcard-encoded records kept in them, and
 //! typed accessors that every other module uses instead of touching redb directly.
 //!
-//! All of the coordinator's durable state lives in one redb file. A write request runs as
-//! ONE write transaction: a change that fails half way leaves nothing behind (the
-//! transaction aborts). How soon it reaches the disk depends on the request:
-//! - a file's `Commit` (close, fsync), `Sync` (fsyncdir) and the coordinator's own
-//!   bookkeeping are committed with `Durability::Immediate` (fsync) before the answer;
-//! - namespace changes (create, mkdir, unlink, rename, setattr, ...) are committed with
-//!   `Durability::None` ([`Store::write_soon`]): visible to every client at once, made
-//!   durable by the next immediate commit, which `daemon.rs` forces within
-//!   [`SYNC_INTERVAL`]. An fsync costs ~3 ms on the benchmark machine and was the largest
-//!   part of a small-file create or delete (docs/PERFORMANCE.md); POSIX does not make a
-//!   new name durable before fsync of its directory either. redb keeps one linear history,
-//!   so an immediate commit persists every earlier lazy one, and a crash rolls back to a
-//!   consistent state: at most the last `SYNC_INTERVAL` of namespace changes is lost,
-//!   never a file's committed content, and never in an order that breaks a reference.
+//! All of the coordinator's durable state lives in one redb file plus its write-ahead log
+//! (`meta.wal` beside it). A write request runs as ONE write transaction: a change that
+//! fails half way leaves nothing behind (the transaction aborts). When it succeeds, its
+//! changes are appended to the log with one `write()` and then committed to redb without
+//! an fsync (`Durability::None`); the answer goes out after that. So:
+//! - an acknowledged change survives a crash of the coordinator (`kill -9`): its record is
+//!   in the page cache, and the log is replayed at the next start;
+//! - it survives a power loss once the log is fsynced: a background thread does that
+//!   every [`wal::GROUP_SYNC_INTERVAL`] for everything appended meanwhile, and `Sync`
+//!   (a client's `fsync`/`fsyncdir`) waits for it at once ([`Store::sync`]);
+//! - with `--durable-close` ([`Store::open`]'s `strict`), every change waits for its fsync
+//!   before it is acknowledged (still shared: group commit).
+//!
+//! redb keeps one linear history, so the store after a crash is a prefix of the
+//! acknowledged changes, never a change without one it depended on. A checkpoint
+//! ([`Store::checkpoint`]) makes redb itself durable and empties the log.
 //!
 //! - `store/records.rs`: the records (inodes, directory entries, shard records...);
-//! - `store/tables.rs`: the tables, their keys, and the typed accessors.
+//! - `store/tables.rs`: the tables, their keys, and the typed accessors;
+//! - `store/wal.rs`: the log.
 
+#[cfg(test)]
+mod power_loss;
 mod records;
 mod tables;
+pub(crate) mod wal;
 
 pub(crate) use records::{err, Dirent, Inode, NodeAdmin, ShardRec, StoredSettings, S_ISGID};
 pub(crate) use tables::{ReadTables, Reader, Tables};
 
 use dfs_proto::coord_msg::{FileKind, NanoTime};
-use dfs_proto::{WireResult, ROOT_INO};
+use dfs_proto::{WireError, WireResult, ROOT_INO};
 use records::Wire;
 use redb::{Database, Durability, ReadableDatabase};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wal::{FileLog, LogDevice, Wal};
 
-/// The redb database. Its methods block on disk I/O: call them from
+/// The redb database and its log. Its methods block on disk I/O: call them from
 /// `tokio::task::spawn_blocking`, never directly on the async runtime.
 pub(crate) struct Store {
     db: Database,
-    /// Set by a lazy commit, cleared by an immediate one: whether `sync` has work to do.
-    unsynced: AtomicBool,
+    /// `None` for a store in memory (tests): nothing to survive.
+    wal: Option<Arc<Wal>>,
+    /// Acknowledge a change only once its log record is fsynced (`--durable-close`).
+    strict: bool,
+    last_checkpoint: Mutex<Instant>,
 }
 
-/// The longest a namespace change stays only in memory (see the module comment).
-pub(crate) const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// A checkpoint is due when the log has grown this much...
+const CHECKPOINT_BYTES: u64 = 16 << 20;
+/// ...or this long after the last one, if anything was logged since: it bounds both the
+/// replay at start and the memory redb keeps for commits not yet written to its file.
+pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Store {
-    /// Opens (or creates) the store in a file.
-    pub fn open(path: &Path) -> anyhow::Result<Store> {
+    /// Opens (or creates) the store in a file, its log beside it (`meta.wal` for
+    /// `meta.redb`), and replays what the log holds past the last checkpoint.
+    pub fn open(path: &Path, strict: bool) -> anyhow::Result<Store> {
         let db = Database::builder()
             .create(path)
             .map_err(|e| anyhow::anyhow!("open metadata store {}: {e}", path.display()))?;
-        Ok(Store {
-            db,
-            unsynced: AtomicBool::new(false),
-        })
+        let log = FileLog::open(&path.with_extension("wal"))?;
+        Store::recover(db, Some(Box::new(log)), strict)
+    }
+
+    /// A store on any storage: tests pass devices that simulate power loss.
+    #[cfg(test)]
+    pub(crate) fn open_on(
+        db: impl redb::StorageBackend,
+        log: impl LogDevice,
+        strict: bool,
+    ) -> anyhow::Result<Store> {
+        let db = Database::builder()
+            .create_with_backend(db)
+            .map_err(|e| anyhow::anyhow!("open metadata store: {e}"))?;
+        Store::recover(db, Some(Box::new(log)), strict)
     }
 
     /// A store that lives in memory only, for tests.
@@ -60,9 +86,57 @@ impl Store {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| anyhow::anyhow!("create in-memory metadata store: {e}"))?;
+        Store::recover(db, None, false)
+    }
+
+    /// Applies the log's records past the checkpoint in one durable transaction, empties
+    /// the log and starts it at the last LSN.
+    fn recover(
+        db: Database,
+        log: Option<Box<dyn LogDevice>>,
+        strict: bool,
+    ) -> anyhow::Result<Store> {
+        let wal = match log {
+            None => None,
+            Some(dev) => {
+                let bytes = dev
+                    .read_all()
+                    .map_err(|e| anyhow::anyhow!("read metadata log: {e}"))?;
+                let txn = db.begin_write()?;
+                let last = {
+                    let mut t = Tables::open(&txn).map_err(anyhow::Error::msg)?;
+                    let checkpoint = t.checkpoint_lsn().map_err(anyhow::Error::msg)?;
+                    let replay = wal::read_log(&bytes, checkpoint).map_err(anyhow::Error::msg)?;
+                    let n = replay.records.len();
+                    let mut last = checkpoint;
+                    for (lsn, ops) in replay.records {
+                        for op in ops {
+                            t.apply(op).map_err(anyhow::Error::msg)?;
+                        }
+                        last = lsn;
+                    }
+                    if n > 0 || replay.dropped_bytes > 0 {
+                        tracing::info!(
+                            "metadata log: replayed {n} transactions after checkpoint {checkpoint} \
+                             (up to {last}); {} bytes after them were not a whole record and were \
+                             dropped (a change cut short by the crash, never acknowledged as durable)",
+                            replay.dropped_bytes
+                        );
+                    }
+                    t.put_checkpoint_lsn(last).map_err(anyhow::Error::msg)?;
+                    last
+                };
+                txn.commit()?;
+                dev.truncate()
+                    .map_err(|e| anyhow::anyhow!("empty metadata log: {e}"))?;
+                Some(Wal::start(dev, last))
+            }
+        };
         Ok(Store {
             db,
-            unsynced: AtomicBool::new(false),
+            wal,
+            strict,
+            last_checkpoint: Mutex::new(Instant::now()),
         })
     }
 
@@ -110,58 +184,99 @@ impl Store {
         })
     }
 
-    /// Runs `f` in one write transaction, committed durably (fsync) if `f` succeeds and
-    /// rolled back entirely if it fails.
+    /// Runs `f` in one write transaction: logged and committed if `f` succeeds (see the
+    /// module comment for when it is durable), rolled back entirely if it fails.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tables<'_>) -> WireResult<T>) -> WireResult<T> {
-        self.write_with(Durability::Immediate, f)
-    }
-
-    /// Like [`Store::write`], but the commit is not fsynced: it becomes durable with the
-    /// next immediate commit (at the latest the next [`Store::sync`]).
-    pub fn write_soon<T>(&self, f: impl FnOnce(&mut Tables<'_>) -> WireResult<T>) -> WireResult<T> {
-        self.write_with(Durability::None, f)
-    }
-
-    /// Makes every lazy commit so far durable (one fsync), if there is any.
-    pub fn sync(&self) -> WireResult<()> {
-        if !self.unsynced.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        self.write(|_| Ok(()))
-    }
-
-    fn write_with<T>(
-        &self,
-        durability: Durability,
-        f: impl FnOnce(&mut Tables<'_>) -> WireResult<T>,
-    ) -> WireResult<T> {
         let mut txn = self.db.begin_write().wire()?;
-        let lazy = matches!(durability, Durability::None);
-        txn.set_durability(durability).wire()?;
-        let out = {
+        if self.wal.is_some() {
+            // The log is what makes it survive a crash; redb's own fsync waits for the
+            // next checkpoint.
+            txn.set_durability(Durability::None).wire()?;
+        }
+        let (out, redo) = {
             let mut tables = Tables::open(&txn)?;
-            f(&mut tables)
+            let out = f(&mut tables);
+            (out, tables.take_redo())
         };
-        match out {
-            Ok(v) => {
-                // redb runs one write transaction at a time, so no other commit can slip
-                // in between this store and the commit: an immediate commit persists
-                // everything the flag covered, and a lazy one marks itself.
-                self.unsynced.store(lazy, Ordering::Release);
-                if let Err(e) = txn.commit() {
-                    // Whatever was pending still is.
-                    self.unsynced.store(true, Ordering::Release);
-                    return Err(e).wire();
-                }
-                Ok(v)
-            }
+        let v = match out {
+            Ok(v) => v,
             Err(e) => {
                 if let Err(abort) = txn.abort() {
                     tracing::warn!("failed to abort a metadata transaction: {abort}");
                 }
-                Err(e)
+                return Err(e);
             }
+        };
+        // Log first, then apply: a change is never in the store without being in the log.
+        let logged = match (&self.wal, redo.is_empty()) {
+            (Some(w), false) => match w.append(&redo) {
+                Ok(lsn) => Some((w, lsn)),
+                Err(e) => {
+                    let _ = txn.abort();
+                    return Err(e);
+                }
+            },
+            _ => None,
+        };
+        if let Err(e) = txn.commit() {
+            if let Some((w, _)) = logged {
+                // The log holds a change the store does not: any later change would be
+                // computed without it and then replayed after it. Stop writing; a restart
+                // applies the log.
+                w.poison();
+                return Err(WireError::internal(format!(
+                    "metadata store: commit failed after the change was logged ({e}); \
+                     refusing further changes until the coordinator restarts"
+                )));
+            }
+            return Err(e).wire();
         }
+        if let (true, Some((w, lsn))) = (self.strict, logged) {
+            w.sync_to(lsn)?;
+        }
+        Ok(v)
+    }
+
+    /// Makes every change so far durable: one fsync of the log, shared with whoever else
+    /// is waiting for one.
+    pub fn sync(&self) -> WireResult<()> {
+        match &self.wal {
+            Some(w) => w.sync_all(),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes redb itself durable up to the last logged change and empties the log.
+    pub fn checkpoint(&self) -> WireResult<()> {
+        let Some(w) = &self.wal else { return Ok(()) };
+        let txn = self.db.begin_write().wire()?;
+        w.checkpoint(|lsn| {
+            {
+                let mut t = Tables::open(&txn)?;
+                t.put_checkpoint_lsn(lsn)?;
+            }
+            txn.commit().wire()
+        })?;
+        *self
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Ok(())
+    }
+
+    /// A checkpoint if one is due (see [`CHECKPOINT_BYTES`], [`CHECKPOINT_INTERVAL`]).
+    pub fn checkpoint_if_due(&self) -> WireResult<()> {
+        let Some(w) = &self.wal else { return Ok(()) };
+        let bytes = w.bytes();
+        let age = self
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        if bytes >= CHECKPOINT_BYTES || (bytes > 0 && age >= CHECKPOINT_INTERVAL) {
+            self.checkpoint()?;
+        }
+        Ok(())
     }
 
     /// Runs `f` on a consistent read-only snapshot.
@@ -173,47 +288,11 @@ impl Store {
 }
 
 impl Drop for Store {
-    /// A coordinator that stops normally loses nothing: lazy commits are made durable
-    /// before the database closes.
+    /// A coordinator that stops normally leaves an empty log: the next start replays
+    /// nothing.
     fn drop(&mut self) {
-        if let Err(e) = self.sync() {
-            tracing::error!("failed to make the last namespace changes durable: {e}");
+        if let Err(e) = self.checkpoint() {
+            tracing::error!("failed to checkpoint the metadata store: {e}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(replicas: u32) -> StoredSettings {
-        StoredSettings {
-            replicas,
-            shard_size: 1 << 20,
-        }
-    }
-
-    #[test]
-    fn lazy_commits_are_visible_at_once_and_durable_after_sync_or_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("meta.redb");
-        {
-            let store = Store::open(&path).unwrap();
-            store.write_soon(|t| t.put_settings(&settings(3))).unwrap();
-            assert!(store.unsynced.load(Ordering::Acquire));
-            // Readers see a lazy commit before it is durable.
-            let got = store.write(|t| t.settings()).unwrap().map(|s| s.replicas);
-            assert_eq!(got, Some(3));
-            // That immediate commit persisted it; sync has nothing left to do.
-            assert!(!store.unsynced.load(Ordering::Acquire));
-            store.write_soon(|t| t.put_settings(&settings(5))).unwrap();
-            store.sync().unwrap();
-            assert!(!store.unsynced.load(Ordering::Acquire));
-            store.write_soon(|t| t.put_settings(&settings(7))).unwrap();
-            // Dropped with a lazy commit pending: Drop makes it durable.
-        }
-        let store = Store::open(&path).unwrap();
-        let got = store.write(|t| t.settings()).unwrap().map(|s| s.replicas);
-        assert_eq!(got, Some(7));
     }
 }

@@ -403,6 +403,14 @@ impl FileState {
         Ok(())
     }
 
+    /// Every committed shard of the file with its holders: what a `fsync` makes durable.
+    pub fn committed_shards(&self) -> Vec<(ShardId, Vec<NodeAddr>)> {
+        self.layout
+            .values()
+            .map(|l| (l.id, l.holders.clone()))
+            .collect()
+    }
+
     /// Replaces the committed view after a change made elsewhere (truncate).
     pub async fn reload<B: Backend>(&mut self, backend: &B) -> WireResult<()> {
         let mut fresh = FileState::load(backend, self.ino).await?;

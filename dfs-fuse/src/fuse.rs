@@ -396,7 +396,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         let fs = self.fs.clone();
         let c = caller(req);
         spawn!(self, async move {
-            reply_empty(reply, fs.flush(fh.0, c).await);
+            reply_empty(reply, fs.fsync(fh.0, c).await);
         });
     }
 

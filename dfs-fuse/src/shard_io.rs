@@ -11,8 +11,10 @@ use crate::backend::Backend;
 use crate::node_health::NodeHealth;
 use crate::shard_cache::ShardCache;
 use dfs_proto::coord_msg::{CoordRequest, CoordResponse, NodeAddr};
-use dfs_proto::node_msg::{ByteRange, NodeRequest, NodeResponse};
+use dfs_proto::node_msg::{ByteRange, NodeRequest, NodeResponse, MAX_SYNC_IDS};
 use dfs_proto::{ErrorCode, NodeId, ShardId, WireError, WireResult};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
@@ -26,6 +28,9 @@ pub struct ShardIo<B> {
     health: NodeHealth,
     /// Deadline of one request to a storage node.
     deadline: Duration,
+    /// The coordinator's `min_copies`, as its last placement said (1 until then): how many
+    /// holders of a shard a `sync` needs to have made it durable.
+    min_copies: AtomicU32,
 }
 
 impl<B: Backend> ShardIo<B> {
@@ -36,7 +41,99 @@ impl<B: Backend> ShardIo<B> {
             cache: ShardCache::new(cache_bytes),
             health: NodeHealth::default(),
             deadline,
+            min_copies: AtomicU32::new(1),
         }
+    }
+
+    /// Makes the given shards durable on their holders (a program's `fsync`): one `Sync`
+    /// per node (in pieces of at most `MAX_SYNC_IDS`), all nodes in parallel. Succeeds if
+    /// every shard is now durable on `min_copies` of its holders (or on all of them, if it
+    /// has fewer); otherwise `Unavailable`, naming the first shard short of copies.
+    ///
+    /// A holder that does not answer at all (dead, partitioned) lowers what is needed,
+    /// but never below one durable copy: the copy it was sent is not lost (a killed
+    /// process keeps what it wrote in the page cache), only not known to be on its disk,
+    /// and the coordinator's repair restores the copy count once the node is declared
+    /// down. Failing the `fsync` instead would make one dead node fail every program that
+    /// fsyncs — the case replication exists for. HDFS makes the same choice for a
+    /// pipeline of two (`replace-datanode-on-failure` only from three replicas on). A
+    /// holder that answers without the shard is a real loss and is not excused.
+    pub async fn sync(&self, shards: &[(ShardId, Vec<NodeAddr>)]) -> WireResult<()> {
+        let mut per_node: HashMap<String, Vec<ShardId>> = HashMap::new();
+        for (id, holders) in shards {
+            for h in holders {
+                per_node.entry(h.addr.clone()).or_default().push(*id);
+            }
+        }
+        // Owned requests first: futures that borrow from a closure's arguments do not
+        // satisfy the spawn's `Send` bounds.
+        let mut reqs: Vec<(String, Vec<ShardId>)> = Vec::new();
+        for (addr, ids) in per_node {
+            for chunk in ids.chunks(MAX_SYNC_IDS) {
+                reqs.push((addr.clone(), chunk.to_vec()));
+            }
+        }
+        let (backend, deadline) = (&*self.backend, self.deadline);
+        let mut calls = Vec::with_capacity(reqs.len());
+        for (addr, ids) in reqs {
+            calls.push(async move {
+                let req = NodeRequest::Sync { ids: ids.clone() };
+                let r = backend.node(&addr, &req, deadline).await;
+                (addr, ids, r)
+            });
+        }
+        let mut durable: HashMap<(ShardId, String), bool> = HashMap::new();
+        let mut silent: Vec<String> = Vec::new();
+        let mut errors = Vec::new();
+        for (addr, ids, r) in join_all(calls).await {
+            match r {
+                Ok(NodeResponse::Synced { missing }) => {
+                    for id in ids {
+                        durable.insert((id, addr.clone()), !missing.contains(&id));
+                    }
+                }
+                Ok(_) => errors.push(format!("{addr}: unexpected response to Sync")),
+                Err(e) => {
+                    note_failure(&self.health, &addr, &e);
+                    if e.code == ErrorCode::Unavailable {
+                        silent.push(addr.clone());
+                    }
+                    errors.push(format!("{addr}: {e}"));
+                }
+            }
+        }
+        let min_copies = self.min_copies.load(Ordering::Relaxed) as usize;
+        let mut degraded = 0usize;
+        for (id, holders) in shards {
+            let answering = holders.iter().filter(|h| !silent.contains(&h.addr)).count();
+            let full = min_copies.min(holders.len()).max(1);
+            let need = full.min(answering).max(1);
+            if need < full {
+                degraded += 1;
+            }
+            let have = holders
+                .iter()
+                .filter(|h| durable.get(&(*id, h.addr.clone())) == Some(&true))
+                .count();
+            if have < need {
+                return Err(WireError::unavailable(format!(
+                    "shard {id}: durable on {have} of the {need} nodes needed ({})",
+                    if errors.is_empty() {
+                        "the others do not hold it".to_string()
+                    } else {
+                        errors.join("; ")
+                    }
+                )));
+            }
+        }
+        if degraded > 0 {
+            warn!(
+                "fsync: {degraded} shard(s) durable on fewer than {min_copies} nodes because \
+                 a holder did not answer ({}); repair restores the copies",
+                errors.join("; ")
+            );
+        }
+        Ok(())
     }
 
     /// True if the whole shard `id` is in the cache right now.
@@ -174,6 +271,7 @@ impl<B: Backend> ShardIo<B> {
                 _ => return Err(WireError::unexpected("Place")),
             };
             min_copies = placement.min_copies;
+            self.min_copies.store(min_copies, Ordering::Relaxed);
             for h in placement.holders {
                 if !holders.iter().any(|x| x.id == h.id) {
                     holders.push(h);

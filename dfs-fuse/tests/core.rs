@@ -1006,3 +1006,79 @@ async fn a_read_waits_for_a_holder_to_come_back_within_its_deadline() {
     assert_eq!(e.code, ErrorCode::Unavailable);
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
 }
+
+/// The durability contract (docs/SEMANTICS.md): `fsync` makes a file's shards durable on
+/// the nodes (`Sync`), a close alone does not. The in-memory nodes of this test never
+/// sync on their own, so a power loss takes exactly what no `Sync` covered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_makes_the_shards_durable_on_the_nodes_and_a_close_alone_does_not() {
+    let c = Cluster::new(3, 2).await;
+    let fs = fs(&c);
+    let (synced_ino, fh) = new_file(&fs, "synced").await;
+    let synced = pattern(3 * MIB + 17, 3);
+    fs.write(fh, 0, &synced).await.unwrap();
+    fs.fsync(fh, ME).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    let (closed_ino, fh) = new_file(&fs, "closed").await;
+    fs.write(fh, 0, &pattern(2 * MIB, 4)).await.unwrap();
+    fs.flush(fh, ME).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    // Every shard of the fsynced file was synced on both of its holders.
+    let per_node: usize = c.synced.lock().unwrap().values().map(|s| s.len()).sum();
+    assert_eq!(per_node, 4 * 2);
+
+    c.power_loss();
+    let other = self::fs(&c);
+    assert_eq!(read_all(&other, synced_ino).await, synced);
+    let (fh, _) = other.open(closed_ino).await.unwrap();
+    assert!(
+        other.read(fh, 0, 4096).await.is_err(),
+        "the shards of a file closed without fsync survived a power loss of nodes that \
+         never synced: the test's nodes are not modelling what they should"
+    );
+    other.release(fh, ME).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_with_a_silent_holder_needs_one_durable_copy_and_never_zero() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "f").await;
+    let data = pattern(MIB, 5);
+    fs.write(fh, 0, &data).await.unwrap();
+    fs.flush(fh, ME).await.unwrap();
+    let mut addrs: Vec<String> = c.nodes.lock().unwrap().keys().cloned().collect();
+    addrs.sort();
+    // One of the two holders stops answering between the close and the fsync: the other
+    // one's copy is made durable and is enough (repair restores the second).
+    c.down.lock().unwrap().insert(addrs[0].clone());
+    fs.fsync(fh, ME).await.unwrap();
+    c.down.lock().unwrap().clear();
+    c.power_loss();
+    assert_eq!(read_all(&self::fs(&c), ino).await, data);
+    // Both silent: nothing can be made durable, and the fsync says so.
+    fs.write(fh, 0, &pattern(MIB, 6)).await.unwrap();
+    fs.flush(fh, ME).await.unwrap();
+    c.down.lock().unwrap().extend(addrs.iter().cloned());
+    let e = fs.fsync(fh, ME).await.unwrap_err();
+    assert_eq!(e.code, dfs_proto::ErrorCode::Unavailable, "{e}");
+    c.down.lock().unwrap().clear();
+    fs.release(fh, ME).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_fails_when_a_holder_answers_that_it_lost_the_shard() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let (_, fh) = new_file(&fs, "f").await;
+    fs.write(fh, 0, &pattern(MIB, 7)).await.unwrap();
+    fs.flush(fh, ME).await.unwrap();
+    // A holder that answers without the shard is a loss, not an absence: with min_copies
+    // 2, one durable copy is not enough.
+    if let Some(shards) = c.nodes.lock().unwrap().values_mut().next() {
+        shards.clear();
+    }
+    let e = fs.fsync(fh, ME).await.unwrap_err();
+    assert_eq!(e.code, dfs_proto::ErrorCode::Unavailable, "{e}");
+    fs.release(fh, ME).await.unwrap();
+}

@@ -1,6 +1,7 @@
 //! Who may send which node request: the storage node's access table.
 //!
-//! - Mounts (`dfs-client`) store shards (`Put`) and read them (`Get`).
+//! - Mounts (`dfs-client`) store shards (`Put`), make them durable (`Sync`, for a
+//!   program's fsync) and read them (`Get`).
 //! - Other storage nodes (`dfs-node`) read shards too: during repair a node fetches the
 //!   copy it was told to make from a node that has one (`replication.rs`).
 //! - Only the coordinator (`dfs-coord`) deletes shards (garbage collection, surplus
@@ -24,6 +25,7 @@ pub fn rule(req: &NodeRequest) -> Rule {
         NodeRequest::Delete { .. } => &[Role::Coord],
         NodeRequest::Replicate { .. } => &[Role::Coord],
         NodeRequest::Status => &[Role::Coord, Role::Admin],
+        NodeRequest::Sync { .. } => &[Role::Client, Role::Coord],
     };
     Rule::new(req.name(), roles)
 }

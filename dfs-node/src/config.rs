@@ -15,6 +15,10 @@ pub const DEFAULT_SCRUB_RATE: u64 = 16 << 20;
 /// `--scrub-interval` default: one hour between passes.
 pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// `--sync-interval` default: the longest a stored shard waits for the node's own sync,
+/// and so what a power loss can cost of files closed but not fsynced.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Where `dfs-node` looks for its configuration file when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/dfs/node.toml";
 
@@ -65,6 +69,16 @@ pub struct Args {
     /// only your monitoring reaches), e.g. 127.0.0.1:9101 [default: off].
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// fsync every shard (file and directory) before acknowledging its put, like an NFS
+    /// `sync` export. Without it a put is acknowledged once the shard is in place; a
+    /// client's fsync makes it durable (`Sync`), and so does the node every
+    /// --sync-interval (docs/SEMANTICS.md).
+    #[arg(long)]
+    pub durable_close: bool,
+    /// How often the node makes the shards stored since the last time durable (one
+    /// syncfs), e.g. 1s, 500ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub sync_interval: Duration,
 }
 
 impl Args {
@@ -88,6 +102,8 @@ impl Args {
             scrub_rate: self.scrub_rate,
             scrub_interval: self.scrub_interval,
             metrics_listen: self.metrics_listen,
+            durable_close: self.durable_close,
+            sync_interval: self.sync_interval,
         }
     }
 }

@@ -8,9 +8,10 @@
 //!
 //! # Layout
 //! - [`config`]: command-line flags of the `dfs-node` binary (and the `10G` size syntax).
-//! - [`shard_store`]: the data directory: durable writes (tmp, fsync, rename, fsync the
-//!   directory), verified reads, deletes, listing, space accounting against capacity, and
-//!   the node's identity file.
+//! - [`shard_store`]: the data directory: crash-safe writes (tmp, rename; fsynced on
+//!   `Sync`, every `--sync-interval`, or before each answer with `--durable-close`),
+//!   verified reads, deletes, listing, space accounting against capacity, and the node's
+//!   identity file.
 //! - [`shard_file`]: the byte layout of one shard file (header, per-block checksums, data).
 //! - [`access`]: the access table, which certificate roles may send which request.
 //! - [`metrics`]: the `--metrics-listen` endpoint and the node's storage gauges.
@@ -84,6 +85,10 @@ pub struct NodeConfig {
     pub scrub_interval: Duration,
     /// Where to serve Prometheus metrics (`GET /metrics`); `None`: nowhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// fsync each shard before acknowledging its put (`--durable-close`).
+    pub durable_close: bool,
+    /// How often stored shards are made durable without being asked (`--sync-interval`).
+    pub sync_interval: Duration,
 }
 
 impl NodeConfig {
@@ -110,6 +115,24 @@ impl NodeConfig {
             scrub_rate: config::DEFAULT_SCRUB_RATE,
             scrub_interval: config::DEFAULT_SCRUB_INTERVAL,
             metrics_listen: None,
+            durable_close: false,
+            sync_interval: config::DEFAULT_SYNC_INTERVAL,
+        }
+    }
+}
+
+/// Makes the shards stored since the last sync durable every `every`: the bound on what a
+/// power loss can take of files that were closed but never fsynced.
+async fn sync_loop(store: Arc<ShardStore>, every: Duration) {
+    let mut iv = tokio::time::interval(every.max(Duration::from_millis(10)));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        iv.tick().await;
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.sync()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("periodic sync of the shards failed: {e}"),
+            Err(e) => warn!("periodic sync of the shards failed: {e}"),
         }
     }
 }
@@ -123,7 +146,7 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
             .context("open shard store")?
             .with_context(|| format!("open data directory {}", cfg.data.display()))?
     };
-    let store = Arc::new(store);
+    let store = Arc::new(store.with_durable_puts(cfg.durable_close));
 
     let tls = dfs_ops::daemon::load_tls(&cfg.certs, &cfg.cert_name)?;
     // Kept across restarts: a mount's request on a connection to this node's previous
@@ -205,8 +228,10 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
         .run(),
     );
 
+    let syncer = tokio::spawn(sync_loop(store.clone(), cfg.sync_interval));
+
     let service = Metered::new(
-        Arc::new(NodeService::new(store, replicator, corruption)),
+        Arc::new(NodeService::new(store.clone(), replicator, corruption)),
         rpc_metrics,
     );
     // Listening, address written, registration under way: tell a service manager we
@@ -230,6 +255,14 @@ pub async fn run(cfg: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<
     // its rename or leaves only a tmp file, removed at the next start).
     registration.abort();
     scrubber.abort();
+    syncer.abort();
+    // A node that stops normally leaves every shard it acknowledged durable.
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || s.sync()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!("final sync of the shards failed: {e}"),
+        Err(e) => warn!("final sync of the shards failed: {e}"),
+    }
     outgoing.close().await;
     info!("dfs-node stopped");
     Ok(())

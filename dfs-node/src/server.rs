@@ -75,6 +75,18 @@ impl Handler<NodeRequest, NodeResponse> for NodeService {
                 self.replicator.replicate(id, &sources).await?;
                 Ok(NodeResponse::Stored)
             }
+            NodeRequest::Sync { ids } => {
+                if ids.len() > dfs_proto::node_msg::MAX_SYNC_IDS {
+                    return Err(WireError::invalid(format!(
+                        "sync of {} shards: at most {} per request",
+                        ids.len(),
+                        dfs_proto::node_msg::MAX_SYNC_IDS
+                    )));
+                }
+                debug!(peer = %peer.addr, shards = ids.len(), "sync");
+                let missing = blocking(move || store.sync_shards(&ids)).await?;
+                Ok(NodeResponse::Synced { missing })
+            }
             NodeRequest::Status => {
                 // stats() may call statvfs, a (short) blocking system call.
                 let node = store.node_id();

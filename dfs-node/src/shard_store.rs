@@ -48,8 +48,21 @@ pub struct ShardStore {
     space: Mutex<Space>,
     /// Makes temporary file names unique among concurrent puts of the same shard.
     tmp_seq: AtomicU64,
-    /// Holds the directory's flock for as long as the store is open.
-    _lock: File,
+    /// Holds the directory's flock for as long as the store is open; also the handle
+    /// `syncfs` is called on.
+    lock: File,
+    /// fsync every shard before a put is acknowledged (`--durable-close`). Otherwise a put
+    /// is acknowledged once written and renamed into place, and made durable by [`sync`]
+    /// (a client's fsync, or the node's own timer).
+    ///
+    /// [`sync`]: ShardStore::sync
+    durable_puts: bool,
+    /// Puts installed so far, and how many of them a finished `syncfs` covers: `sync` has
+    /// work only when they differ.
+    installed: AtomicU64,
+    synced: AtomicU64,
+    /// One `syncfs` at a time; whoever waited for one finds its puts covered.
+    syncing: Mutex<()>,
 }
 
 /// Space accounting. One mutex guards it *and* every change to the set of shard files
@@ -85,7 +98,11 @@ impl ShardStore {
             reserve,
             space: Mutex::new(Space::default()),
             tmp_seq: AtomicU64::new(0),
-            _lock: lock,
+            lock,
+            durable_puts: false,
+            installed: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            syncing: Mutex::new(()),
         };
         // The counters live in memory only; the directory is the truth, so rebuild them.
         let found = store
@@ -99,6 +116,53 @@ impl ShardStore {
         Ok(store)
     }
 
+    /// fsync every shard before acknowledging its put (`--durable-close`), as before the
+    /// durability contract of docs/SEMANTICS.md made that optional.
+    pub fn with_durable_puts(mut self, on: bool) -> ShardStore {
+        self.durable_puts = on;
+        self
+    }
+
+    /// Makes every shard installed so far durable: one `syncfs(2)` of the data
+    /// directory's filesystem, shared by everyone waiting (a node's disk holds its shards
+    /// and little else, so syncing the filesystem costs what syncing each shard file and
+    /// directory would, in one call). Returns at once when nothing was installed since.
+    pub fn sync(&self) -> WireResult<()> {
+        let want = self.installed.load(Ordering::Acquire);
+        if self.synced.load(Ordering::Acquire) >= want {
+            return Ok(());
+        }
+        let _one = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.synced.load(Ordering::Acquire) >= want {
+            return Ok(());
+        }
+        let upto = self.installed.load(Ordering::Acquire);
+        // SAFETY: syncfs only reads the descriptor, which `self.lock` keeps open.
+        let rc = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&self.lock)) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(WireError::internal(format!(
+                "sync {}: {e}",
+                self.root.display()
+            )));
+        }
+        self.synced.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// `Sync` from a client: the listed shards this node holds are durable when it
+    /// returns; the answer names those it does not hold (so the client does not count
+    /// this node as a durable copy of them).
+    pub fn sync_shards(&self, ids: &[ShardId]) -> WireResult<Vec<ShardId>> {
+        let missing = ids
+            .iter()
+            .filter(|id| !self.shard_path(**id).exists())
+            .copied()
+            .collect();
+        self.sync()?;
+        Ok(missing)
+    }
+
     /// This node's identity, from `DATA/node.id`.
     pub fn node_id(&self) -> NodeId {
         self.node
@@ -108,7 +172,8 @@ impl ShardStore {
         &self.root
     }
 
-    /// Stores `data` as shard `id`, returning only once it is durable.
+    /// Stores `data` as shard `id`: in place and readable on return, durable once
+    /// [`ShardStore::sync`] has run (at once with `--durable-close`).
     pub fn put(&self, id: ShardId, data: &[u8]) -> WireResult<()> {
         if data.len() > MAX_SHARD_SIZE as usize {
             return Err(WireError::invalid(format!(
@@ -146,7 +211,10 @@ impl ShardStore {
 
         // 1. Write into tmp/, never in place: a crash mid-write then leaves a partial file
         //    only in tmp/ (cleaned at the next start), never under a valid shard name.
-        // 2. fsync it, so the bytes are on disk before any name points at them.
+        // 2. With --durable-close, fsync it, so the bytes are on disk before any name
+        //    points at them. Otherwise a power loss before the next sync may leave the
+        //    name with a short or empty file: the shard file's own checksums then mark
+        //    that copy damaged (never served), and repair replaces it.
         let tmp = self
             .write_tmp(id, &prefix, data)
             .map_err(|e| io_failure("write", id, e))?;
@@ -172,9 +240,12 @@ impl ShardStore {
             }
             space.reserved = space.reserved.saturating_sub(reservation.take());
         }
-        // 4. fsync the directory so the rename itself survives a power cut. Only now may
-        //    the writer be told the shard is stored.
-        durable::fsync_dir(&dir).map_err(|e| io_failure("sync directory of", id, e))?;
+        // 4. With --durable-close, fsync the directory so the rename itself survives a
+        //    power cut before the writer is told the shard is stored.
+        if self.durable_puts {
+            durable::fsync_dir(&dir).map_err(|e| io_failure("sync directory of", id, e))?;
+        }
+        self.installed.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -366,7 +437,9 @@ impl ShardStore {
         let tmp = TmpFile { path, keep: false };
         f.write_all(prefix)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if self.durable_puts {
+            f.sync_all()?;
+        }
         Ok(tmp)
     }
 

@@ -383,9 +383,10 @@ pub enum CoordRequest {
     RemoveNode { node: NodeId, force: bool },
 
     // ---- durability ------------------------------------------------------------------
-    /// Make every namespace change acknowledged so far durable (fsyncdir). Namespace
-    /// changes are otherwise made durable within a fraction of a second, and a file's
-    /// `Commit` makes everything before it durable. -> `Unit`.
+    /// Make every change acknowledged so far durable: the coordinator waits for its log's
+    /// next fsync (a mount's `fsync`/`fsyncdir`). Changes are otherwise made durable by
+    /// the log's group fsync within a few milliseconds (at once under `--durable-close`).
+    /// -> `Unit`.
     Sync,
 }
 

@@ -8,6 +8,7 @@
 //! | `Delete`           | `Deleted`                 | `NotFound`                           |
 //! | `Status`           | `Status`                  |                                      |
 //! | `Replicate`        | `Stored`                  | `Unavailable`, `NoSpace`             |
+//! | `Sync`             | `Synced`                  | `Invalid` (too many IDs)             |
 
 use crate::ids::{NodeId, ShardId};
 use serde::{Deserialize, Serialize};
@@ -15,8 +16,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum NodeRequest {
     /// Store `data` as shard `id`. The node hashes the bytes and refuses them with
-    /// `Corrupt` if they do not match `id`; it answers only once the shard is durable
-    /// (fsynced and renamed into place). Storing a shard it already has is a no-op.
+    /// `Corrupt` if they do not match `id`; it answers once the shard is in place and
+    /// readable, durable only after a `Sync` (or the node's own periodic sync, or at once
+    /// on a node run with `--durable-close`). Storing a shard it already has is a no-op.
     Put {
         id: ShardId,
         #[serde(with = "serde_bytes")]
@@ -39,7 +41,14 @@ pub enum NodeRequest {
     Replicate { id: ShardId, sources: Vec<String> },
     /// Capacity, usage and shard count.
     Status,
+    /// Make these shards durable (a client's `fsync`, like NFS's COMMIT): when the node
+    /// answers `Synced`, every one of them it holds survives a power loss. At most
+    /// [`MAX_SYNC_IDS`] per request.
+    Sync { ids: Vec<ShardId> },
 }
+
+/// Most shard IDs in one `Sync` (32 bytes each: 256 KiB of IDs).
+pub const MAX_SYNC_IDS: usize = 8192;
 
 impl NodeRequest {
     /// The request's name, in snake case: the `op` label of the RPC metrics and the name
@@ -51,6 +60,7 @@ impl NodeRequest {
             NodeRequest::Delete { .. } => "delete",
             NodeRequest::Replicate { .. } => "replicate",
             NodeRequest::Status => "status",
+            NodeRequest::Sync { .. } => "sync",
         }
     }
 }
@@ -68,6 +78,11 @@ pub enum NodeResponse {
     Data(#[serde(with = "serde_bytes")] Vec<u8>),
     Deleted,
     Status(NodeStatus),
+    /// The answer to `Sync`: the requested shards this node does not hold (all the others
+    /// are durable).
+    Synced {
+        missing: Vec<ShardId>,
+    },
 }
 
 /// A node's view of its own disk, as reported to the coordinator and to `Status`.

@@ -7,6 +7,7 @@
 //! order; a file's layout is `(ino, 0)..(ino + 1, 0)` of `layout`, in shard-index order.
 
 use super::records::{decode, encode, Dirent, Inode, NodeAdmin, ShardRec, StoredSettings, Wire};
+use super::wal::Op;
 use dfs_proto::{Ino, ShardId, WireError, WireResult, ROOT_INO};
 use redb::{
     ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
@@ -37,6 +38,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const META_NEXT_INO: &str = "next_ino";
 const META_SETTINGS: &str = "settings";
+/// LSN of the last write-ahead log record the store holds durably (`wal.rs`).
+const META_CHECKPOINT_LSN: &str = "wal_checkpoint_lsn";
 
 type StrKeyBound<'a> = Bound<(u64, &'a str)>;
 
@@ -231,6 +234,19 @@ pub(crate) trait Reader {
             .wire()?
             .map(|g| g.value().to_vec()))
     }
+
+    /// LSN of the last log record the store holds (0: none yet), see `wal.rs`.
+    fn checkpoint_lsn(&self) -> WireResult<u64> {
+        match self.meta_get(META_CHECKPOINT_LSN)? {
+            None => Ok(0),
+            Some(b) => {
+                let arr: [u8; 8] = b.as_slice().try_into().map_err(|_| {
+                    WireError::internal("corrupt log checkpoint in the metadata store")
+                })?;
+                Ok(u64::from_le_bytes(arr))
+            }
+        }
+    }
 }
 
 /// The tables of a read transaction: a consistent snapshot, never blocked by writers.
@@ -259,6 +275,41 @@ impl ReadTables {
             orphans: txn.open_table(ORPHANS).wire()?,
             meta: txn.open_table(META).wire()?,
         })
+    }
+}
+
+/// Every entry of every table as text, in key order, for tests that compare whole states
+/// (the log's checkpoint marker left out: it is bookkeeping, not content).
+#[cfg(test)]
+impl ReadTables {
+    pub(crate) fn dump(&self) -> WireResult<Vec<String>> {
+        fn all<K: redb::Key + 'static, V: redb::Value + 'static>(
+            t: &impl ReadableTable<K, V>,
+            name: &str,
+            out: &mut Vec<String>,
+        ) -> WireResult<()>
+        where
+            for<'a> K::SelfType<'a>: std::fmt::Debug,
+            for<'a> V::SelfType<'a>: std::fmt::Debug,
+        {
+            for item in t.iter().wire()? {
+                let (k, v) = item.wire()?;
+                out.push(format!("{name} {:?} {:?}", k.value(), v.value()));
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        all(&self.inodes, "inode", &mut out)?;
+        all(&self.dirents, "dirent", &mut out)?;
+        all(&self.layout, "layout", &mut out)?;
+        all(&self.shards, "shard", &mut out)?;
+        all(&self.xattrs, "xattr", &mut out)?;
+        all(&self.nodes, "node", &mut out)?;
+        all(&self.node_admin, "admin", &mut out)?;
+        all(&self.orphans, "orphan", &mut out)?;
+        all(&self.meta, "meta", &mut out)?;
+        out.retain(|l| !l.contains(META_CHECKPOINT_LSN));
+        Ok(out)
     }
 }
 
@@ -304,6 +355,9 @@ pub(crate) struct Tables<'t> {
     node_admin: Table<'t, u64, &'static [u8]>,
     orphans: Table<'t, u64, ()>,
     meta: Table<'t, &'static str, &'static [u8]>,
+    /// Every change made through these tables, in order: the transaction's record in the
+    /// write-ahead log (`wal.rs`).
+    redo: Vec<Op>,
 }
 
 impl<'t> Tables<'t> {
@@ -318,16 +372,62 @@ impl<'t> Tables<'t> {
             node_admin: txn.open_table(NODE_ADMIN).wire()?,
             orphans: txn.open_table(ORPHANS).wire()?,
             meta: txn.open_table(META).wire()?,
+            redo: Vec::new(),
         })
     }
 
-    pub fn put_inode(&mut self, ino: Ino, inode: &Inode) -> WireResult<()> {
-        self.inodes.insert(ino, encode(inode)?.as_slice()).wire()?;
+    /// The changes made so far, for the log.
+    pub(super) fn take_redo(&mut self) -> Vec<Op> {
+        std::mem::take(&mut self.redo)
+    }
+
+    /// Repeats one logged change (replay at start). Not recorded again.
+    pub(super) fn apply(&mut self, op: Op) -> WireResult<()> {
+        match op {
+            Op::PutInode(k, v) => drop(self.inodes.insert(k, v.as_slice()).wire()?),
+            Op::RemoveInode(k) => drop(self.inodes.remove(k).wire()?),
+            Op::PutDirent(d, n, v) => {
+                drop(self.dirents.insert((d, n.as_str()), v.as_slice()).wire()?)
+            }
+            Op::RemoveDirent(d, n) => drop(self.dirents.remove((d, n.as_str())).wire()?),
+            Op::PutLayout(i, x, id, len) => drop(self.layout.insert((i, x), (&id, len)).wire()?),
+            Op::RemoveLayout(i, x) => drop(self.layout.remove((i, x)).wire()?),
+            Op::PutShard(id, v) => drop(self.shards.insert(&id, v.as_slice()).wire()?),
+            Op::RemoveShard(id) => drop(self.shards.remove(&id).wire()?),
+            Op::PutXattr(i, n, v) => {
+                drop(self.xattrs.insert((i, n.as_str()), v.as_slice()).wire()?)
+            }
+            Op::RemoveXattr(i, n) => drop(self.xattrs.remove((i, n.as_str())).wire()?),
+            Op::PutNode(id, a) => drop(self.nodes.insert(id, a.as_str()).wire()?),
+            Op::RemoveNode(id) => drop(self.nodes.remove(id).wire()?),
+            Op::PutNodeAdmin(id, v) => drop(self.node_admin.insert(id, v.as_slice()).wire()?),
+            Op::SetOrphan(i, true) => drop(self.orphans.insert(i, ()).wire()?),
+            Op::SetOrphan(i, false) => drop(self.orphans.remove(i).wire()?),
+            Op::PutMeta(k, v) => drop(self.meta.insert(k.as_str(), v.as_slice()).wire()?),
+        }
         Ok(())
     }
 
+    /// The checkpoint's LSN (see `wal.rs`); not logged itself.
+    pub(super) fn put_checkpoint_lsn(&mut self, lsn: u64) -> WireResult<()> {
+        self.meta
+            .insert(META_CHECKPOINT_LSN, lsn.to_le_bytes().as_slice())
+            .wire()?;
+        Ok(())
+    }
+
+    pub fn put_inode(&mut self, ino: Ino, inode: &Inode) -> WireResult<()> {
+        self.log(Op::PutInode(ino, encode(inode)?))
+    }
+
     pub fn remove_inode(&mut self, ino: Ino) -> WireResult<()> {
-        self.inodes.remove(ino).wire()?;
+        self.log(Op::RemoveInode(ino))
+    }
+
+    /// Applies a change and records it for the log.
+    fn log(&mut self, op: Op) -> WireResult<()> {
+        self.apply(op.clone())?;
+        self.redo.push(op);
         Ok(())
     }
 
@@ -335,12 +435,10 @@ impl<'t> Tables<'t> {
     /// by a client can only ever be `NotFound`, never someone else's file.
     pub fn alloc_ino(&mut self) -> WireResult<Ino> {
         let next = self.next_ino()?;
-        self.meta
-            .insert(
-                META_NEXT_INO,
-                next.saturating_add(1).to_le_bytes().as_slice(),
-            )
-            .wire()?;
+        self.log(Op::PutMeta(
+            META_NEXT_INO.into(),
+            next.saturating_add(1).to_le_bytes().to_vec(),
+        ))?;
         Ok(next)
     }
 
@@ -357,81 +455,66 @@ impl<'t> Tables<'t> {
     }
 
     pub fn put_dirent(&mut self, dir: Ino, name: &str, d: Dirent) -> WireResult<()> {
-        self.dirents
-            .insert((dir, name), encode(&d)?.as_slice())
-            .wire()?;
-        Ok(())
+        self.log(Op::PutDirent(dir, name.into(), encode(&d)?))
     }
 
     pub fn remove_dirent(&mut self, dir: Ino, name: &str) -> WireResult<()> {
-        self.dirents.remove((dir, name)).wire()?;
-        Ok(())
+        self.log(Op::RemoveDirent(dir, name.into()))
     }
 
     pub fn put_layout(&mut self, ino: Ino, index: u64, id: &ShardId, len: u32) -> WireResult<()> {
-        self.layout.insert((ino, index), (&id.0, len)).wire()?;
-        Ok(())
+        self.log(Op::PutLayout(ino, index, id.0, len))
     }
 
     pub fn remove_layout(&mut self, ino: Ino, index: u64) -> WireResult<()> {
-        self.layout.remove((ino, index)).wire()?;
-        Ok(())
+        self.log(Op::RemoveLayout(ino, index))
     }
 
     pub fn put_shard(&mut self, id: &ShardId, rec: &ShardRec) -> WireResult<()> {
-        self.shards.insert(&id.0, encode(rec)?.as_slice()).wire()?;
-        Ok(())
+        self.log(Op::PutShard(id.0, encode(rec)?))
     }
 
     /// Forgets a shard entirely. Only garbage collection calls this, for a shard no
     /// layout references, so no layout entry is left pointing at a missing record.
     pub fn remove_shard(&mut self, id: &ShardId) -> WireResult<()> {
-        self.shards.remove(&id.0).wire()?;
-        Ok(())
+        self.log(Op::RemoveShard(id.0))
     }
 
     pub fn put_xattr(&mut self, ino: Ino, name: &str, value: &[u8]) -> WireResult<()> {
-        self.xattrs.insert((ino, name), value).wire()?;
-        Ok(())
+        self.log(Op::PutXattr(ino, name.into(), value.to_vec()))
     }
 
     /// Removes one attribute; false if it was not there.
     pub fn remove_xattr(&mut self, ino: Ino, name: &str) -> WireResult<bool> {
-        Ok(self.xattrs.remove((ino, name)).wire()?.is_some())
+        if self.xattr(ino, name)?.is_none() {
+            return Ok(false);
+        }
+        self.log(Op::RemoveXattr(ino, name.into()))?;
+        Ok(true)
     }
 
     pub fn remove_all_xattrs(&mut self, ino: Ino) -> WireResult<()> {
         for name in self.xattr_names(ino)? {
-            self.xattrs.remove((ino, name.as_str())).wire()?;
+            self.log(Op::RemoveXattr(ino, name))?;
         }
         Ok(())
     }
 
     pub fn put_node(&mut self, id: u64, addr: &str) -> WireResult<()> {
-        self.nodes.insert(id, addr).wire()?;
-        Ok(())
+        self.log(Op::PutNode(id, addr.into()))
     }
 
     /// Forgets a node's address (see `RemoveNode`).
     pub fn remove_node(&mut self, id: u64) -> WireResult<()> {
-        self.nodes.remove(id).wire()?;
-        Ok(())
+        self.log(Op::RemoveNode(id))
     }
 
     pub fn set_node_admin(&mut self, id: u64, state: NodeAdmin) -> WireResult<()> {
-        self.node_admin
-            .insert(id, encode(&state)?.as_slice())
-            .wire()?;
-        Ok(())
+        self.log(Op::PutNodeAdmin(id, encode(&state)?))
     }
 
     pub fn set_orphan(&mut self, ino: Ino, orphan: bool) -> WireResult<()> {
-        if orphan {
-            self.orphans.insert(ino, ()).wire()?;
-        } else {
-            self.orphans.remove(ino).wire()?;
-        }
-        Ok(())
+        self.log(Op::SetOrphan(ino, orphan))
     }
 
     pub(super) fn settings(&self) -> WireResult<Option<StoredSettings>> {
@@ -442,10 +525,7 @@ impl<'t> Tables<'t> {
     }
 
     pub(super) fn put_settings(&mut self, s: &StoredSettings) -> WireResult<()> {
-        self.meta
-            .insert(META_SETTINGS, encode(s)?.as_slice())
-            .wire()?;
-        Ok(())
+        self.log(Op::PutMeta(META_SETTINGS.into(), encode(s)?))
     }
 }
 

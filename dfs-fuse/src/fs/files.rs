@@ -136,6 +136,25 @@ impl<B: Backend> Fs<B> {
         st.commit(&self.ctx, caller).await
     }
 
+    /// fsync: commit (as a close does), then make the file's shards durable on the nodes
+    /// (`Sync`) and the commit durable on the coordinator (its log's fsync), in that
+    /// order, so that a durable layout never names shards that were not. A close alone
+    /// leaves both to the nodes' and the coordinator's own periodic syncs
+    /// (docs/SEMANTICS.md).
+    pub async fn fsync(&self, fh: u64, caller: Caller) -> WireResult<()> {
+        let h = self.handle(fh)?;
+        let shards = {
+            let mut st = h.file.lock().await;
+            st.commit(&self.ctx, caller).await?;
+            st.committed_shards()
+        };
+        self.ctx.io.sync(&shards).await?;
+        match self.meta(CoordRequest::Sync).await? {
+            dfs_proto::coord_msg::CoordResponse::Unit => Ok(()),
+            _ => Err(dfs_proto::WireError::unexpected("Sync")),
+        }
+    }
+
     /// The last close of a handle.
     pub async fn release(&self, fh: u64, caller: Caller) -> WireResult<()> {
         let Some(h) = self.open.remove_handle(fh) else {

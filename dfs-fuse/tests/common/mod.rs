@@ -38,6 +38,8 @@ pub struct Cluster {
     pub commit_delay: Mutex<Duration>,
     /// IDs of the shards fetched whole, in order.
     pub whole_gets: Mutex<Vec<ShardId>>,
+    /// Per node, the shards a `Sync` made durable: what `power_loss` keeps.
+    pub synced: Mutex<HashMap<String, HashSet<ShardId>>>,
 }
 
 pub fn peer(role: Role) -> Peer {
@@ -98,6 +100,7 @@ impl Cluster {
             lookups: AtomicU64::new(0),
             xattr_gets: AtomicU64::new(0),
             commit_delay: Mutex::new(Duration::ZERO),
+            synced: Mutex::new(HashMap::new()),
             whole_gets: Mutex::new(Vec::new()),
         }
     }
@@ -142,6 +145,16 @@ impl Cluster {
                 )
                 .await
                 .unwrap();
+        }
+    }
+
+    /// Every node loses the shards no `Sync` covered (nodes that never sync on their
+    /// own: the worst case the contract allows for a file closed but not fsynced).
+    pub fn power_loss(&self) {
+        let synced = self.synced.lock().unwrap();
+        for (addr, shards) in self.nodes.lock().unwrap().iter_mut() {
+            let keep = synced.get(addr);
+            shards.retain(|id, _| keep.is_some_and(|k| k.contains(id)));
         }
     }
 
@@ -219,6 +232,17 @@ impl Backend for Cluster {
                 .remove(id)
                 .map(|_| NodeResponse::Deleted)
                 .ok_or_else(|| WireError::not_found("x")),
+            NodeRequest::Sync { ids } => {
+                let missing: Vec<ShardId> = ids
+                    .iter()
+                    .filter(|id| !store.contains_key(id))
+                    .copied()
+                    .collect();
+                let mut synced = self.synced.lock().unwrap();
+                let done = synced.entry(addr.to_string()).or_default();
+                done.extend(ids.iter().filter(|id| store.contains_key(id)));
+                Ok(NodeResponse::Synced { missing })
+            }
             NodeRequest::Status | NodeRequest::Replicate { .. } => {
                 Err(WireError::invalid("not needed"))
             }
