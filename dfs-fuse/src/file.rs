@@ -411,6 +411,22 @@ impl FileState {
             .collect()
     }
 
+    /// The state of a file this mount has just created: nothing committed yet, so
+    /// nothing to load (the coordinator refuses a `Create` over an existing name).
+    pub fn fresh(attr: Attr, shard_size: u32) -> FileState {
+        FileState {
+            ino: attr.ino,
+            size: attr.size,
+            attr,
+            shard_size,
+            layout: BTreeMap::new(),
+            dirty: Buffers::default(),
+            uploads: Uploads::default(),
+            mtime: None,
+            unlinked: false,
+        }
+    }
+
     /// Replaces the committed view after a change made elsewhere (truncate).
     pub async fn reload<B: Backend>(&mut self, backend: &B) -> WireResult<()> {
         let mut fresh = FileState::load(backend, self.ino).await?;

@@ -19,7 +19,7 @@ use dfs_proto::coord_msg::{
 use dfs_proto::{Ino, WireError, WireResult};
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -80,6 +80,9 @@ pub struct Fs<B: Backend> {
     /// The last name each inode was looked up or created under, so error logs can say
     /// which file failed (the kernel talks to us in inode numbers only).
     names: Mutex<HashMap<Ino, String>>,
+    /// The cluster's shard size (fixed when it was created), learnt from the first file
+    /// opened; 0 until then.
+    shard_size: AtomicU32,
 }
 
 fn now_ns() -> i64 {
@@ -128,6 +131,7 @@ impl<B: Backend> Fs<B> {
             },
             open: Handles::default(),
             names: Mutex::new(HashMap::new()),
+            shard_size: AtomicU32::new(0),
         }
     }
 

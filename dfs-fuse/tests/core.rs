@@ -1082,3 +1082,28 @@ async fn fsync_fails_when_a_holder_answers_that_it_lost_the_shard() {
     assert_eq!(e.code, dfs_proto::ErrorCode::Unavailable, "{e}");
     fs.release(fh, ME).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_file_costs_create_place_and_commit_and_nothing_else() {
+    let c = Cluster::new(3, 2).await;
+    let fs = fs(&c);
+    // The first create learns the shard size with a layout fetch; later ones need not.
+    let (_, fh) = new_file(&fs, "first").await;
+    fs.release(fh, ME).await.unwrap();
+    c.requests.lock().unwrap().clear();
+    let (ino, fh) = new_file(&fs, "small").await;
+    let data = pattern(10_000, 9);
+    fs.write(fh, 0, &data).await.unwrap();
+    fs.flush(fh, ME).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    let sent: Vec<&str> = c
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .filter(|n| *n != "touch")
+        .collect();
+    assert_eq!(sent, ["create", "place", "commit"]);
+    assert_eq!(read_all(&self::fs(&c), ino).await, data);
+}

@@ -11,6 +11,7 @@ use crate::read::execute_read;
 use crate::readahead::{self, READAHEAD_SHARDS};
 use dfs_proto::coord_msg::{Attr, Caller, CoordRequest, FileKind};
 use dfs_proto::{Ino, WireResult};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +27,19 @@ impl<B: Backend> Fs<B> {
         let attr = self
             .mknod(parent, name, FileKind::File, perm, 0, caller)
             .await?;
-        let (fh, _) = self.open(attr.ino).await?;
+        // A new file has no layout to fetch: once the cluster's shard size is known (from
+        // any earlier open), the create is one coordinator round trip, not two.
+        let shard_size = self.shard_size.load(Ordering::Relaxed);
+        if shard_size == 0 {
+            let (fh, _) = self.open(attr.ino).await?;
+            return Ok((attr, fh));
+        }
+        let mut st = FileState::fresh(attr.clone(), shard_size);
+        st.attach_budget(self.ctx.dirty_total.clone());
+        st.attach_leases(self.ctx.leases.clone());
+        self.open.same_generation(attr.ino, attr.generation);
+        let file = self.open.first_open(st);
+        let fh = self.open.add_handle(attr.ino, file);
         Ok((attr, fh))
     }
 
@@ -41,6 +54,7 @@ impl<B: Backend> Fs<B> {
             None => {
                 // Close-to-open: every first open fetches the committed layout afresh.
                 let mut st = FileState::load(&*self.ctx.backend, ino).await?;
+                self.shard_size.store(st.shard_size, Ordering::Relaxed);
                 st.attach_budget(self.ctx.dirty_total.clone());
                 st.attach_leases(self.ctx.leases.clone());
                 let keep = self.open.same_generation(ino, st.attr.generation);

@@ -40,6 +40,8 @@ pub struct Cluster {
     pub whole_gets: Mutex<Vec<ShardId>>,
     /// Per node, the shards a `Sync` made durable: what `power_loss` keeps.
     pub synced: Mutex<HashMap<String, HashSet<ShardId>>>,
+    /// Every coordinator request, by name, to count the round trips an operation costs.
+    pub requests: Mutex<Vec<&'static str>>,
 }
 
 pub fn peer(role: Role) -> Peer {
@@ -101,6 +103,7 @@ impl Cluster {
             xattr_gets: AtomicU64::new(0),
             commit_delay: Mutex::new(Duration::ZERO),
             synced: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Vec::new()),
             whole_gets: Mutex::new(Vec::new()),
         }
     }
@@ -169,6 +172,7 @@ impl Cluster {
 
 impl Backend for Cluster {
     async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
+        self.requests.lock().unwrap().push(req.name());
         match req {
             CoordRequest::Lookup { .. } => self.lookups.fetch_add(1, Ordering::SeqCst),
             CoordRequest::GetXattr { .. } => self.xattr_gets.fetch_add(1, Ordering::SeqCst),
