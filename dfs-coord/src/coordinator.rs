@@ -319,9 +319,10 @@ impl Coordinator {
                 mtime,
                 shards,
                 caller,
+                set,
             } => self
                 .files
-                .commit(ino, size, mtime, shards, caller)
+                .commit(ino, size, mtime, shards, caller, set)
                 .await
                 .map(R::Attr),
             Q::Register { node, addr, stats } => self

@@ -18,7 +18,7 @@ use crate::placement;
 use crate::registry::{Registry, UNCONFIRMED_READ_WINDOW};
 use crate::shared::Shared;
 use crate::store::Reader;
-use dfs_proto::coord_msg::{Attr, Caller, CommitShard, Layout, NanoTime, Placement};
+use dfs_proto::coord_msg::{Attr, Caller, CommitShard, Layout, NanoTime, Placement, SetAttrs};
 use dfs_proto::{ErrorCode, Ino, NodeId, ShardId, WireError, WireResult};
 use std::time::{Duration, Instant};
 
@@ -173,6 +173,7 @@ impl Files {
         mtime: NanoTime,
         shards: Vec<CommitShard>,
         caller: Caller,
+        set: SetAttrs,
     ) -> WireResult<Attr> {
         {
             let mut reg = self.registry.lock();
@@ -186,7 +187,9 @@ impl Files {
         let ss = self.settings.shard_size;
         let attr = self
             .meta
-            .write(move |t| layout::commit(t, ino, size, mtime, &shards, caller, ss, now_ns()))
+            .write(move |t| {
+                layout::commit(t, ino, size, mtime, &shards, caller, &set, ss, now_ns())
+            })
             .await?;
         // The placements are used up: from now on the references protect these shards,
         // and when those go, `unref_grace` rather than `gc_grace` applies. (Another writer

@@ -13,7 +13,8 @@
 
 use crate::store::{err, ReadTables, Reader, ShardRec, Tables};
 use dfs_proto::coord_msg::{
-    Attr, Caller, CommitShard, FileKind, Layout, LayoutShard, NanoTime, NodeAddr, MAX_LAYOUT_PAGE,
+    Attr, Caller, CommitShard, FileKind, Layout, LayoutShard, NanoTime, NodeAddr, SetAttrs,
+    MAX_LAYOUT_PAGE,
 };
 use dfs_proto::{ErrorCode, Ino, NodeId, ShardId, WireError, WireResult};
 use std::collections::HashMap;
@@ -160,11 +161,17 @@ pub(crate) fn commit(
     mtime: NanoTime,
     shards: &[CommitShard],
     caller: Caller,
+    set: &SetAttrs,
     shard_size: u32,
     now: NanoTime,
 ) -> WireResult<Attr> {
     let mut node = t.must_inode(ino)?;
     check_file(node.kind, ino)?;
+    if set.size.is_some() {
+        return Err(WireError::invalid(format!(
+            "commit of inode {ino} carries a size change: the commit's own size is the size"
+        )));
+    }
     for s in shards {
         if s.len > s.shard_len || s.shard_len > shard_size {
             return Err(WireError::invalid(format!(
@@ -191,6 +198,9 @@ pub(crate) fn commit(
         // privileged program with content the writer chose.
         node.clear_setid();
     }
+    // After the content, as the program made them: `tar` writes, then sets mode, owner
+    // and times.
+    node.apply_meta(ino, set, now);
     t.put_inode(ino, &node)?;
     Ok(node.attr(ino))
 }

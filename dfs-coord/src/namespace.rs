@@ -9,7 +9,7 @@ use crate::layout;
 use crate::store::Reader;
 use crate::store::{err, Dirent, Inode, ReadTables, Tables};
 use dfs_proto::coord_msg::{
-    Attr, Caller, DirEntry, DirPage, FileKind, NanoTime, SetAttrs, SetTime, MAX_DIR_PAGE,
+    Attr, Caller, DirEntry, DirPage, FileKind, NanoTime, SetAttrs, MAX_DIR_PAGE,
 };
 use dfs_proto::{ErrorCode, Ino, WireError, WireResult, MAX_NAME_LEN, MAX_SYMLINK_LEN, ROOT_INO};
 
@@ -60,13 +60,6 @@ fn touch_dir(t: &mut Tables<'_>, ino: Ino, nlink_delta: i64, now: NanoTime) -> W
     d.mtime = now;
     d.ctime = now;
     t.put_inode(ino, &d)
-}
-
-fn resolve(t: SetTime, now: NanoTime) -> NanoTime {
-    match t {
-        SetTime::Now => now,
-        SetTime::At(v) => v,
-    }
 }
 
 pub(crate) fn lookup(r: &ReadTables, parent: Ino, name: &str) -> WireResult<Attr> {
@@ -358,22 +351,6 @@ pub(crate) fn setattr(
             }
         }
     }
-    if let Some(perm) = set.perm {
-        n.perm = perm & 0o7777;
-    }
-    if set.uid.is_some() || set.gid.is_some() {
-        if let Some(uid) = set.uid {
-            n.uid = uid;
-        }
-        if let Some(gid) = set.gid {
-            n.gid = gid;
-        }
-        // chown of a program must not hand the new owner's privileges to it. An explicit
-        // mode in the same request wins (the caller said exactly what it wants).
-        if n.kind != FileKind::Dir && set.perm.is_none() {
-            n.clear_setid();
-        }
-    }
     if let Some(size) = set.size {
         layout::truncate(t, ino, size, shard_size)?;
         if size != n.size {
@@ -383,13 +360,7 @@ pub(crate) fn setattr(
             n.mtime = now;
         }
     }
-    if let Some(a) = set.atime {
-        n.atime = resolve(a, now);
-    }
-    if let Some(m) = set.mtime {
-        n.mtime = resolve(m, now);
-    }
-    n.ctime = now;
+    n.apply_meta(ino, set, now);
     t.put_inode(ino, &n)?;
     Ok(n.attr(ino))
 }

@@ -25,7 +25,7 @@ use crate::shard_io::ShardIo;
 use crate::upload::{Finished, Uploads};
 use dfs_proto::coord_msg::{
     Attr, Caller, CommitShard, CoordRequest, CoordResponse, LayoutShard, NanoTime, NodeAddr,
-    MAX_LAYOUT_PAGE,
+    SetAttrs, MAX_LAYOUT_PAGE,
 };
 use dfs_proto::{Ino, ShardId, WireError, WireResult};
 use std::collections::BTreeMap;
@@ -87,6 +87,9 @@ pub struct FileState {
     uploads: Uploads,
     /// Time of the last write, committed as the file's mtime.
     mtime: Option<NanoTime>,
+    /// Mode, owner and atime changes folded into the next commit (see [`FileState::fold`]),
+    /// already applied to `attr`.
+    pending: SetAttrs,
     /// Unlinked while open: tell the coordinator when the last handle closes.
     pub unlinked: bool,
 }
@@ -130,6 +133,7 @@ impl FileState {
             dirty: Buffers::default(),
             uploads: Uploads::default(),
             mtime: None,
+            pending: SetAttrs::default(),
             unlinked: false,
         })
     }
@@ -153,6 +157,42 @@ impl FileState {
     /// True if this mount holds changes the coordinator has not committed.
     pub fn has_changes(&self) -> bool {
         !self.dirty.is_empty() || !self.uploads.is_empty()
+    }
+
+    /// Folds a `chmod`, `chown` or `utimes` into the file's next commit instead of
+    /// sending it on its own, and returns the attributes to answer with; `None` if it
+    /// must be sent now.
+    ///
+    /// `tar -x` and `cp -p` set mode, owner and times right after writing each file and
+    /// before closing it: folded, those cost no round trip each, and the commit at close
+    /// applies them in the same transaction as the content (in the order they were made:
+    /// content first). Folded only while that commit is certain to come (this mount holds
+    /// uncommitted writes), and never for a truncate (which needs the coordinator now)
+    /// or a mode with set-user-ID or set-group-ID (which a later write by another user
+    /// must clear, an ordering the commit does not keep). Until the close, other mounts
+    /// see the old attributes, as they see the old content: close-to-open, as NFS.
+    pub fn fold(&mut self, set: &SetAttrs, now: NanoTime) -> Option<Attr> {
+        if !self.has_changes() || set.size.is_some() || set.perm.is_some_and(|p| p & 0o6000 != 0) {
+            return None;
+        }
+        let mut meta = set.clone();
+        // A set mtime is simply the mtime to commit, until a later write replaces it.
+        if let Some(t) = meta.mtime.take() {
+            self.mtime = Some(t.at(now));
+        }
+        meta.apply_meta(&mut self.attr, now);
+        self.pending.merge(&meta);
+        Some(self.local_attr())
+    }
+
+    /// True if a folded mode or owner change waits for the next commit.
+    pub fn has_pending_owner_or_mode(&self) -> bool {
+        self.pending.perm.is_some() || self.pending.uid.is_some() || self.pending.gid.is_some()
+    }
+
+    /// True if folded changes wait for the next commit.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// The attributes a `stat` on this mount should show: committed ones, overlaid with
@@ -358,7 +398,7 @@ impl FileState {
         if let Some(e) = first_err {
             return Err(e);
         }
-        if self.uploads.nothing_stored() {
+        if self.uploads.nothing_stored() && self.pending.is_empty() {
             return Ok(());
         }
         let shards = self
@@ -378,6 +418,7 @@ impl FileState {
             mtime: self.mtime.unwrap_or(self.attr.mtime),
             shards,
             caller,
+            set: self.pending.clone(),
         };
         let attr = match ctx.backend.meta(req).await? {
             CoordResponse::Attr(a) => a,
@@ -400,6 +441,7 @@ impl FileState {
         self.size = attr.size;
         self.attr = attr;
         self.mtime = None;
+        self.pending = SetAttrs::default();
         Ok(())
     }
 
@@ -423,6 +465,7 @@ impl FileState {
             dirty: Buffers::default(),
             uploads: Uploads::default(),
             mtime: None,
+            pending: SetAttrs::default(),
             unlinked: false,
         }
     }

@@ -157,10 +157,13 @@ impl<B: Backend> Fs<B> {
         if st.has_changes() {
             let mut a = st.local_attr();
             if attr.generation >= st.attr.generation {
-                // Metadata (mode, owner, links) from the fresher answer.
-                a.perm = attr.perm;
-                a.uid = attr.uid;
-                a.gid = attr.gid;
+                // Metadata (mode, owner, links) from the fresher answer, unless this
+                // mount changed mode or owner itself and the commit has yet to carry it.
+                if !st.has_pending_owner_or_mode() {
+                    a.perm = attr.perm;
+                    a.uid = attr.uid;
+                    a.gid = attr.gid;
+                }
                 a.nlink = attr.nlink;
                 a.ctime = a.ctime.max(attr.ctime);
             }
@@ -237,30 +240,41 @@ impl<B: Backend> Fs<B> {
     }
 
     pub async fn setattr(&self, ino: Ino, caller: Caller, set: SetAttrs) -> WireResult<Attr> {
-        let file = self.open.open_file(ino);
-        if let (Some(f), Some(_)) = (&file, set.size) {
-            // Truncate of a file open here: commit what is buffered first so the
-            // coordinator's truncation applies to the newest content, then reload.
-            let mut st = f.lock().await;
-            st.commit(&self.ctx, caller).await?;
-            let a = expect!(
+        let Some(f) = self.open.open_file(ino) else {
+            return expect!(
                 self.meta(CoordRequest::SetAttr { ino, caller, set })
                     .await?,
                 Attr,
                 "SetAttr"
-            )?;
-            st.reload(&*self.ctx.backend).await?;
+            );
+        };
+        let mut st = f.lock().await;
+        if let Some(a) = st.fold(&set, now_ns()) {
             return Ok(a);
         }
+        if st.has_changes() || st.has_pending() {
+            // A change that cannot be folded goes after the writes made before it: commit
+            // what is buffered first, so that a truncate applies to the newest content
+            // and a set-user-ID bit set after writing is not cleared by the commit of
+            // those writes.
+            st.commit(&self.ctx, caller).await?;
+        }
         let a = expect!(
-            self.meta(CoordRequest::SetAttr { ino, caller, set })
-                .await?,
+            self.meta(CoordRequest::SetAttr {
+                ino,
+                caller,
+                set: set.clone()
+            })
+            .await?,
             Attr,
             "SetAttr"
         )?;
-        if let Some(f) = file {
-            f.lock().await.attr = a.clone();
+        if set.size.is_some() {
+            st.reload(&*self.ctx.backend).await?;
+            return Ok(a);
         }
+        st.attr = a.clone();
+        drop(st);
         Ok(self.overlay(a).await)
     }
 

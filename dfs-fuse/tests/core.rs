@@ -13,7 +13,7 @@ use dfs_fuse::backend::Backend;
 use dfs_fuse::fs::{Fs, FsConfig};
 use dfs_fuse::lookup_cache;
 use dfs_proto::access::Role;
-use dfs_proto::coord_msg::{CoordRequest, CoordResponse, FileKind, SetAttrs, XattrMode};
+use dfs_proto::coord_msg::{CoordRequest, CoordResponse, FileKind, SetAttrs, SetTime, XattrMode};
 use dfs_proto::node_msg::NodeStats;
 use dfs_proto::{ErrorCode, NodeId, ShardId, ROOT_INO};
 use std::collections::HashSet;
@@ -1106,4 +1106,106 @@ async fn a_small_file_costs_create_place_and_commit_and_nothing_else() {
         .collect();
     assert_eq!(sent, ["create", "place", "commit"]);
     assert_eq!(read_all(&self::fs(&c), ino).await, data);
+}
+
+/// The coordinator requests sent since the last `clear`, lease renewals left out.
+fn sent(c: &Cluster) -> Vec<&'static str> {
+    let mut r = c.requests.lock().unwrap();
+    let out = r.iter().copied().filter(|n| *n != "touch").collect();
+    r.clear();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tar_style_chown_chmod_and_utimes_after_writing_ride_on_the_commit() {
+    let c = Cluster::new(3, 2).await;
+    let fs = fs(&c);
+    let (_, fh) = new_file(&fs, "first").await;
+    fs.release(fh, ME).await.unwrap();
+    let (ino, fh) = new_file(&fs, "extracted").await;
+    let data = pattern(5000, 3);
+    fs.write(fh, 0, &data).await.unwrap();
+    sent(&c);
+    // What GNU tar does as root after writing each member, before closing it.
+    let root = dfs_proto::coord_msg::Caller::ROOT;
+    let owner = SetAttrs {
+        uid: Some(4242),
+        gid: Some(77),
+        ..SetAttrs::default()
+    };
+    let a = fs.setattr(ino, root, owner).await.unwrap();
+    assert_eq!((a.uid, a.gid), (4242, 77));
+    let mode = SetAttrs {
+        perm: Some(0o640),
+        ..SetAttrs::default()
+    };
+    assert_eq!(fs.setattr(ino, root, mode).await.unwrap().perm, 0o640);
+    let (at, mt) = (1_000_000_007, 2_000_000_011);
+    let times = SetAttrs {
+        atime: Some(SetTime::At(at)),
+        mtime: Some(SetTime::At(mt)),
+        ..SetAttrs::default()
+    };
+    let a = fs.setattr(ino, root, times).await.unwrap();
+    assert_eq!((a.atime, a.mtime, a.size), (at, mt, 5000));
+    assert!(sent(&c).is_empty(), "folded: no round trip before close");
+    // stat on this mount before the close shows the folded values.
+    let a = fs.getattr(ino).await.unwrap();
+    assert_eq!((a.perm, a.uid, a.gid, a.mtime), (0o640, 4242, 77, mt));
+    fs.flush(fh, root).await.unwrap();
+    fs.release(fh, root).await.unwrap();
+    assert_eq!(
+        sent(&c)
+            .iter()
+            .filter(|n| **n != "get_attr")
+            .copied()
+            .collect::<Vec<_>>(),
+        ["place", "commit"]
+    );
+    // Another mount sees exactly what was set, with the content.
+    let other = self::fs(&c);
+    let a = other.getattr(ino).await.unwrap();
+    assert_eq!(
+        (a.perm, a.uid, a.gid, a.atime, a.mtime, a.size),
+        (0o640, 4242, 77, at, mt, 5000)
+    );
+    assert_eq!(read_all(&other, ino).await, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_after_a_folded_utimes_sets_the_mtime_again() {
+    let c = Cluster::new(3, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "f").await;
+    fs.write(fh, 0, b"one").await.unwrap();
+    let times = SetAttrs {
+        mtime: Some(SetTime::At(5)),
+        ..SetAttrs::default()
+    };
+    assert_eq!(fs.setattr(ino, ME, times).await.unwrap().mtime, 5);
+    fs.write(fh, 3, b"two").await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    let a = self::fs(&c).getattr(ino).await.unwrap();
+    assert!(a.mtime > 5, "the later write's mtime wins, got {}", a.mtime);
+    assert_eq!(a.size, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_user_id_bit_set_after_writing_is_kept_and_not_folded() {
+    let c = Cluster::new(3, 2).await;
+    let fs = fs(&c);
+    let (ino, fh) = new_file(&fs, "prog").await;
+    fs.write(fh, 0, b"#!/bin/sh\n").await.unwrap();
+    sent(&c);
+    let mode = SetAttrs {
+        perm: Some(0o4755),
+        ..SetAttrs::default()
+    };
+    assert_eq!(fs.setattr(ino, ME, mode).await.unwrap().perm, 0o4755);
+    // The writes were committed first, then the mode: the commit's clearing of set-user-ID
+    // (a write by someone other than root) applies to what came before the chmod only.
+    let s = sent(&c);
+    assert_eq!(s.last(), Some(&"set_attr"), "{s:?}");
+    fs.release(fh, ME).await.unwrap();
+    assert_eq!(self::fs(&c).getattr(ino).await.unwrap().perm, 0o4755);
 }

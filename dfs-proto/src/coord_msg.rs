@@ -78,6 +78,79 @@ pub struct SetAttrs {
     pub mtime: Option<SetTime>,
 }
 
+impl SetTime {
+    /// The time this stands for, given the clock of whoever applies it.
+    pub fn at(self, now: NanoTime) -> NanoTime {
+        match self {
+            SetTime::Now => now,
+            SetTime::At(v) => v,
+        }
+    }
+}
+
+impl SetAttrs {
+    /// True if this changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == SetAttrs::default()
+    }
+
+    /// Applies every field but `size` to `a`, by the rules the coordinator keeps: the
+    /// coordinator's `SetAttr` and a mount that folds a `setattr` into its next commit
+    /// both call this, so the attributes the mount shows before the commit are the ones
+    /// the coordinator will store. Sets `ctime` to `now`.
+    pub fn apply_meta(&self, a: &mut Attr, now: NanoTime) {
+        if let Some(perm) = self.perm {
+            a.perm = perm & 0o7777;
+        }
+        if self.uid.is_some() || self.gid.is_some() {
+            if let Some(uid) = self.uid {
+                a.uid = uid;
+            }
+            if let Some(gid) = self.gid {
+                a.gid = gid;
+            }
+            // chown of a program must not hand the new owner's privileges to it. An
+            // explicit mode in the same request wins (the caller said exactly what it
+            // wants).
+            if a.kind != FileKind::Dir && self.perm.is_none() {
+                a.perm = clear_setid(a.perm);
+            }
+        }
+        if let Some(t) = self.atime {
+            a.atime = t.at(now);
+        }
+        if let Some(t) = self.mtime {
+            a.mtime = t.at(now);
+        }
+        a.ctime = now;
+    }
+
+    /// Merges a later change into this one: the later value of each field wins.
+    pub fn merge(&mut self, later: &SetAttrs) {
+        fn pick<T: Copy>(a: &mut Option<T>, b: Option<T>) {
+            if b.is_some() {
+                *a = b;
+            }
+        }
+        pick(&mut self.perm, later.perm);
+        pick(&mut self.uid, later.uid);
+        pick(&mut self.gid, later.gid);
+        pick(&mut self.size, later.size);
+        pick(&mut self.atime, later.atime);
+        pick(&mut self.mtime, later.mtime);
+    }
+}
+
+/// `perm` without set-user-ID, and without set-group-ID if the group may execute (a
+/// set-group-ID bit without group execute means mandatory locking, not privilege).
+pub fn clear_setid(perm: u32) -> u32 {
+    let mut p = perm & !0o4000;
+    if p & 0o010 != 0 {
+        p &= !0o2000;
+    }
+    p
+}
+
 /// One entry of a directory listing, with its attributes (readdirplus).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirEntry {
@@ -318,12 +391,17 @@ pub enum CoordRequest {
     /// keep their shard; shards past the new size are dropped, the last one clamped).
     /// Clears set-user-ID (and set-group-ID if group-executable) unless `caller` is root,
     /// as a write does on Linux. -> `Attr`.
+    ///
+    /// `set` (no `size`) is then applied as a `SetAttr` would, in the same transaction:
+    /// the `chmod`, `chown` and `utimes` that `tar` and `cp -p` make right after writing
+    /// a file, folded into its commit by the mount instead of costing a round trip each.
     Commit {
         ino: Ino,
         size: u64,
         mtime: NanoTime,
         shards: Vec<CommitShard>,
         caller: Caller,
+        set: SetAttrs,
     },
 
     // ---- node registry ---------------------------------------------------------------

@@ -198,6 +198,11 @@ fn samples() -> (
             size: 4,
             mtime: 1,
             caller,
+            set: SetAttrs {
+                perm: Some(0o640),
+                atime: Some(SetTime::Now),
+                ..SetAttrs::default()
+            },
             shards: vec![CommitShard {
                 index: 0,
                 id,

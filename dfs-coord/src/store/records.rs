@@ -1,7 +1,7 @@
 //! The records the metadata store keeps, postcard-encoded, and the conversion of store
 //! errors into wire errors.
 
-use dfs_proto::coord_msg::{Attr, FileKind, NanoTime};
+use dfs_proto::coord_msg::{Attr, FileKind, NanoTime, SetAttrs};
 use dfs_proto::{ErrorCode, Ino, WireError, WireResult};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -68,6 +68,20 @@ impl Inode {
         if self.perm & S_IXGRP != 0 {
             self.perm &= !S_ISGID;
         }
+    }
+
+    /// Applies mode, owner and times of `set` (and sets ctime), by the rules in
+    /// [`SetAttrs::apply_meta`], which a mount also uses to show a change it folded into
+    /// a commit before the commit is made.
+    pub fn apply_meta(&mut self, ino: Ino, set: &SetAttrs, now: NanoTime) {
+        let mut a = self.attr(ino);
+        set.apply_meta(&mut a, now);
+        self.perm = a.perm;
+        self.uid = a.uid;
+        self.gid = a.gid;
+        self.atime = a.atime;
+        self.mtime = a.mtime;
+        self.ctime = a.ctime;
     }
 
     pub fn attr(&self, ino: Ino) -> Attr {

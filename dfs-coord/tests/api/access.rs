@@ -143,6 +143,7 @@ fn every_request() -> Vec<(CoordRequest, &'static [Role])> {
                 mtime: 0,
                 shards: vec![],
                 caller: USER,
+                set: Default::default(),
             },
             &[C, A],
         ),

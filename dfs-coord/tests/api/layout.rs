@@ -47,6 +47,49 @@ async fn commit_then_get_layout() {
 }
 
 #[tokio::test]
+async fn a_commit_applies_the_mode_owner_and_times_folded_into_it_after_the_content() {
+    let t = small().await;
+    let f = t.file(ROOT, "f").await;
+    let a = data(7, 300);
+    let commit = |set: SetAttrs| CoordRequest::Commit {
+        ino: f.ino,
+        size: 300,
+        mtime: 42,
+        shards: vec![cshard(0, &a, &[1, 2])],
+        caller: USER,
+        set,
+    };
+    let attr = t
+        .attr(commit(SetAttrs {
+            perm: Some(0o600),
+            uid: Some(4242),
+            gid: Some(77),
+            atime: Some(SetTime::At(9)),
+            mtime: Some(SetTime::At(11)),
+            ..SetAttrs::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        (attr.size, attr.perm, attr.uid, attr.gid, attr.atime, attr.mtime),
+        (300, 0o600, 4242, 77, 9, 11)
+    );
+    // Stored, not only answered.
+    let l = t.layout(f.ino, 0, 10).await.unwrap();
+    assert_eq!((l.attr.perm, l.attr.uid, l.attr.mtime), (0o600, 4242, 11));
+    // A size in the folded set would contradict the commit's own.
+    let e = t
+        .attr(commit(SetAttrs {
+            size: Some(1),
+            ..SetAttrs::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Invalid, "{e}");
+    assert_eq!(t.layout(f.ino, 0, 10).await.unwrap().attr.size, 300);
+}
+
+#[tokio::test]
 async fn layout_only_for_files_and_commit_validation() {
     let t = small().await;
     let d = t.mkdir(ROOT, "d").await;

@@ -208,6 +208,7 @@ impl T {
             mtime: 42,
             shards,
             caller,
+            set: SetAttrs::default(),
         })
         .await
     }

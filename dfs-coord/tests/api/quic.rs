@@ -96,6 +96,7 @@ async fn serve_over_quic_and_refuse_client_registry_calls() {
                 mtime: 1,
                 shards: vec![cshard(0, b"abc", &[99])],
                 caller: USER,
+                set: Default::default(),
             },
             d,
         )
