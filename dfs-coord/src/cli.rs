@@ -368,7 +368,7 @@ fn run_command(command: Command) -> Result<()> {
                 view_listen,
                 view_token: view_token_file.as_deref().map(read_token).transpose()?,
             };
-            runtime()?.block_on(async {
+            dfs_ops::daemon::runtime("dfs-coord")?.block_on(async {
                 let shutdown = dfs_ops::daemon::shutdown_signal()?;
                 crate::run(cfg, shutdown).await
             })

@@ -101,7 +101,7 @@ impl Decommission {
         // Persist first: once the administrator is told the drain started, a coordinator
         // restart must not silently cancel it.
         self.meta
-            .write(move |t| t.set_node_admin(node.0, NodeAdmin::Draining))
+            .write_bg(move |t| t.set_node_admin(node.0, NodeAdmin::Draining))
             .await?;
         self.registry.lock().set_draining(node)?;
         let text = format!(
@@ -131,7 +131,7 @@ impl Decommission {
         };
         let removal = self
             .meta
-            .write(move |t| {
+            .write_bg(move |t| {
                 let mut out = Removal::default();
                 let mut first_only: Option<ShardId> = None;
                 let mut changed = Vec::new();
@@ -194,7 +194,7 @@ impl Decommission {
             )));
         }
         self.meta
-            .read(move |r| {
+            .read_bg(move |r| {
                 shards
                     .iter()
                     .map(|id| {

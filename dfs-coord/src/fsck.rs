@@ -55,7 +55,7 @@ impl Fsck {
     pub(crate) async fn report_corrupt(&self, node: NodeId, id: ShardId) -> WireResult<()> {
         let locations = self
             .meta
-            .write(move |t| {
+            .write_bg(move |t| {
                 let Some(mut rec) = t.shard(&id)? else {
                     return Ok(None);
                 };
@@ -109,7 +109,7 @@ impl Fsck {
             )
         };
         self.meta
-            .read(move |r| {
+            .read_bg(move |r| {
                 let mut report = FsckReport {
                     corrupt,
                     ..Default::default()

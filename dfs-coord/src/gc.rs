@@ -226,7 +226,7 @@ impl Gc {
             // the record goes only if nothing references it and no copy is left.
             let outcome = self
                 .meta
-                .write(move |t| {
+                .write_bg(move |t| {
                     let Some(mut rec) = t.shard(&id)? else {
                         return Ok(None);
                     };
@@ -284,7 +284,7 @@ impl Gc {
         let ids: Vec<ShardId> = unknown.iter().map(|(_, _, id)| *id).collect();
         let known: Vec<bool> = self
             .meta
-            .read(move |r| {
+            .read_bg(move |r| {
                 ids.iter()
                     .map(|id| Ok(r.shard(id)?.is_some()))
                     .collect::<WireResult<Vec<_>>>()
@@ -337,7 +337,7 @@ impl Gc {
     /// shards then lose their references and go the usual way (`unref_grace`).
     pub(crate) async fn orphan_pass(&self, now: Instant) -> WireResult<()> {
         let grace = self.settings.gc_grace;
-        let orphans = self.meta.read(|r| r.orphans()).await?;
+        let orphans = self.meta.read_bg(|r| r.orphans()).await?;
         let due: Vec<Ino> = {
             let mut m = self.maint.lock();
             let current: HashSet<Ino> = orphans.iter().copied().collect();
@@ -356,7 +356,7 @@ impl Gc {
         for ino in due {
             let deleted = self
                 .meta
-                .write(move |t| crate::namespace::reclaim_orphan(t, ino))
+                .write_bg(move |t| crate::namespace::reclaim_orphan(t, ino))
                 .await?;
             self.maint.lock().orphan_seen.remove(&ino);
             if !deleted {

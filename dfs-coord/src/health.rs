@@ -66,7 +66,7 @@ impl Health {
         let replicas = self.settings.replicas;
         let (shards, under, inodes, left) = self
             .meta
-            .read(move |r| {
+            .read_bg(move |r| {
                 // Copies on draining nodes do not count: during a drain its shards show
                 // as under-replicated until repair has copied them.
                 let (used, under) = layout::replication_counts(r, replicas, &counted)?;

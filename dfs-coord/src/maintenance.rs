@@ -47,7 +47,7 @@ impl Maintenance {
     /// One pass at `now`: repair, surplus removal, garbage collection, and orphan inodes
     /// whose mount is gone.
     pub async fn once(&self, now: Instant) -> WireResult<()> {
-        let shards: Vec<(ShardId, ShardRec)> = self.meta.read(|r| r.all_shards()).await?;
+        let shards: Vec<(ShardId, ShardRec)> = self.meta.read_bg(|r| r.all_shards()).await?;
         let sender = self.sender.as_ref();
         self.repair.repair_pass(&shards, sender, now).await?;
         self.gc.gc_pass(&shards, sender, now).await?;

@@ -95,7 +95,7 @@ impl Nodes {
         }
         let c = self
             .meta
-            .write(move |t| apply_inventory(t, node, &shards, complete.as_ref()))
+            .write_bg(move |t| apply_inventory(t, node, &shards, complete.as_ref()))
             .await?;
         self.maint
             .lock()

@@ -293,7 +293,7 @@ impl Repair {
                     // One transaction per new copy: a crash loses at most the record of
                     // copies made since, which the nodes' inventories report again.
                     self.meta
-                        .write(move |t| {
+                        .write_bg(move |t| {
                             if let Some(mut rec) = t.shard(&id)? {
                                 if !rec.locations.contains(&target.0) {
                                     rec.locations.push(target.0);
@@ -383,7 +383,7 @@ impl Repair {
         }
         let list = forget.to_vec();
         self.meta
-            .write(move |t| {
+            .write_bg(move |t| {
                 for (id, node) in &list {
                     if let Some(mut rec) = t.shard(id)? {
                         rec.locations.retain(|n| *n != node.0);
@@ -436,7 +436,7 @@ impl Repair {
             };
             if gone {
                 self.meta
-                    .write(move |t| {
+                    .write_bg(move |t| {
                         if let Some(mut rec) = t.shard(&id)? {
                             rec.locations.retain(|n| *n != node.0);
                             t.put_shard(&id, &rec)?;

@@ -132,11 +132,7 @@ where
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     prereq::check(cfg.allow_other || !root)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("dfs-fuse")
-        .build()
-        .context("start tokio runtime")?;
+    let rt = dfs_ops::daemon::runtime("dfs-fuse")?;
     let shutdown = {
         let _g = rt.enter();
         shutdown()?

@@ -13,10 +13,11 @@ fn main() -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn try_main() -> anyhow::Result<()> {
+fn try_main() -> anyhow::Result<()> {
     let args = Args::from_env()?;
     dfs_ops::daemon::init_logging();
-    let shutdown = dfs_ops::daemon::shutdown_signal()?;
-    dfs_node::run(args.into_config(), shutdown).await
+    dfs_ops::daemon::runtime("dfs-node")?.block_on(async {
+        let shutdown = dfs_ops::daemon::shutdown_signal()?;
+        dfs_node::run(args.into_config(), shutdown).await
+    })
 }

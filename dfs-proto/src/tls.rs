@@ -198,6 +198,9 @@ fn transport() -> quinn::TransportConfig {
     t.send_window(32 << 20);
     t.max_concurrent_bidi_streams(256u32.into());
     t.max_concurrent_uni_streams(0u32.into());
+    let mut ack = quinn::AckFrequencyConfig::default();
+    ack.ack_eliciting_threshold(16u32.into());
+    t.ack_frequency_config(Some(ack));
     // Detect a dead peer: keep-alives keep an idle but healthy connection open; a peer
     // silent for the idle timeout is declared gone and its streams fail.
     t.keep_alive_interval(Some(Duration::from_secs(2)));

@@ -61,7 +61,10 @@ cpu_now() {
 }
 size_bytes() { numfmt --from=iec "${SIZE^^}"; }
 
-FIO=(fio --ioengine=psync --numjobs=1 --fallocate=none --randrepeat=1 --output-format=json
+# --randrepeat=0: fresh random data (and offsets) every run. With a fixed seed, every round
+# wrote the same bytes, and dfs (content-addressed: equal shards are stored once) found
+# round 1's shards still on its nodes in rounds 2 and 3 and skipped their upload.
+FIO=(fio --ioengine=psync --numjobs=1 --fallocate=none --randrepeat=0 --output-format=json
   --filename="$D/big" --size="$SIZE")
 
 # fio takes ~0.3 s to start and exit even for a 1 ms job; measured here so that the

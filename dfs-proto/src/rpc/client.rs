@@ -3,7 +3,7 @@
 
 use super::close;
 use crate::access::Role;
-use crate::frame::{encode, read_msg, MAX_FRAME};
+use crate::frame::{encode, read_end, read_msg, MAX_FRAME};
 use crate::tls::ClusterTls;
 use crate::{WireError, WireResult};
 use anyhow::{Context, Result};
@@ -203,7 +203,11 @@ impl RpcClient {
             return Err(failure);
         }
         let _ = send.finish();
-        match read_msg::<_, WireResult<Resp>>(&mut recv, MAX_FRAME).await {
+        let resp = match read_msg::<_, WireResult<Resp>>(&mut recv, MAX_FRAME).await {
+            Ok(r) => read_end(&mut recv).await.map(|()| r),
+            Err(e) => Err(e),
+        };
+        match resp {
             Ok(r) => Ok(r),
             Err(e) => {
                 let failure = lost_or_unread(&conn, format!("read response from {addr}: {e}"));

@@ -3,7 +3,7 @@
 //! without cutting off what is running.
 
 use super::{close, Handler, Peer};
-use crate::frame::{decode, read_len, read_payload, FrameError, MAX_FRAME};
+use crate::frame::{decode, read_end, read_len, read_payload, FrameError, MAX_FRAME};
 use crate::revocation::DenyList;
 use crate::tls::{peer_certificate, peer_roles, ClusterTls};
 use crate::WireResult;
@@ -460,6 +460,7 @@ async fn read_request<Req: DeserializeOwned>(
         read_payload(recv, chunk, &mut buf).await?;
         left -= chunk;
     }
+    read_end(recv).await?;
     Ok((decode(&buf)?, held))
 }
 
