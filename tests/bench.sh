@@ -126,6 +126,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for ((i = 0; i < n; i++)); do
     s=${SYSTEMS[$(((i + r - 1) % n))]}
     say "round $r/$ROUNDS: $s"
+    # Start from a quiet disk: MooseFS does not fsync, so without this the dirty pages of
+    # the system that ran before are written back during the next one's run, and whoever
+    # follows MooseFS in the rotation pays for its writes.
+    sync
+    sleep 2
     BENCH_PIDS="$(pids_of "$s" mount) $(pids_of "$s" daemons)" \
       "$HERE/bench/workload.sh" "$(mount_of "$s")" "$s" | sed "s/^/$r /" | tee -a "$OUT" >&2
   done
