@@ -18,9 +18,12 @@ use tracing_subscriber::EnvFilter;
 /// default of one worker per core the coordinator made 12 context switches and spent
 /// 385 µs of CPU per operation (650 µs wall), as idle workers woke to steal each
 /// packet's task from each other; with one worker, 3 switches, 226 µs and 434 µs wall.
-/// Streams did not get slower (a 256 MiB `dd` with every daemon on one worker: 340 MB/s
-/// against 305-335 with two): hashing and disk writes run on the blocking pool, and the
-/// other core serves the other processes of the cluster.
+/// Streams did not get slower: the benchmark's sequential write, round 1, was 90 MB/s
+/// (136 with `--durable-close`) with two workers, and 134-156 with one (measured together
+/// with other changes; a clean A/B of the worker count for streams is still to be made).
+/// The nodes hash and write shards on the blocking pool, and the other core serves the
+/// other processes of the cluster. (The mount still hashes the shards it writes on its
+/// worker: a candidate for the blocking pool, not measured yet.)
 pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime> {
     let workers = std::env::var("TOKIO_WORKER_THREADS")
         .ok()
