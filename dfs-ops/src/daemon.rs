@@ -18,12 +18,12 @@ use tracing_subscriber::EnvFilter;
 /// default of one worker per core the coordinator made 12 context switches and spent
 /// 385 µs of CPU per operation (650 µs wall), as idle workers woke to steal each
 /// packet's task from each other; with one worker, 3 switches, 226 µs and 434 µs wall.
-/// Streams did not get slower: the benchmark's sequential write, round 1, was 90 MB/s
-/// (136 with `--durable-close`) with two workers, and 134-156 with one (measured together
-/// with other changes; a clean A/B of the worker count for streams is still to be made).
-/// The nodes hash and write shards on the blocking pool, and the other core serves the
-/// other processes of the cluster. (The mount still hashes the shards it writes on its
-/// worker: a candidate for the blocking pool, not measured yet.)
+/// Streams: an A/B of the worker count alone (fresh cluster per run, 256 MiB of fresh
+/// random data, 4 runs each) gave the same sequential write (median 141 MB/s with one
+/// worker, 139 with two) and cold reads ~6 % slower with one (247 against 262 MB/s). The
+/// nodes hash and write shards on the blocking pool; the mount still verifies and hashes
+/// shards on its worker, the likely cause of the read difference and the next thing to
+/// move to the blocking pool.
 pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime> {
     let workers = std::env::var("TOKIO_WORKER_THREADS")
         .ok()
