@@ -20,10 +20,10 @@ use tracing_subscriber::EnvFilter;
 /// packet's task from each other; with one worker, 3 switches, 226 µs and 434 µs wall.
 /// Streams: an A/B of the worker count alone (fresh cluster per run, 256 MiB of fresh
 /// random data, 4 runs each) gave the same sequential write (median 141 MB/s with one
-/// worker, 139 with two) and cold reads ~6 % slower with one (247 against 262 MB/s). The
-/// nodes hash and write shards on the blocking pool; the mount still verifies and hashes
-/// shards on its worker, the likely cause of the read difference and the next thing to
-/// move to the blocking pool.
+/// worker, 139 with two) and cold reads ~6 % slower with one (247 against 262 MB/s), while
+/// the mount still hashed shards on its worker; with that hashing moved to the blocking
+/// pool (`shard_io.rs`), reads with one worker came to ~268 MB/s. The nodes, too, hash and
+/// write shards on the blocking pool.
 pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime> {
     let workers = std::env::var("TOKIO_WORKER_THREADS")
         .ok()
