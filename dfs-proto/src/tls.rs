@@ -198,6 +198,12 @@ fn transport() -> quinn::TransportConfig {
     t.send_window(32 << 20);
     t.max_concurrent_bidi_streams(256u32.into());
     t.max_concurrent_uni_streams(0u32.into());
+    // Ask the peer (QUIC ACK frequency extension) to acknowledge every 16th ack-eliciting
+    // packet rather than every 2nd, within its max_ack_delay: fewer ACK-only packets, each
+    // of which wakes the other process. Added during the round-trip work of issue 12
+    // (docs/PERFORMANCE.md); its effect alone was within noise there (14 → 12 datagrams
+    // per mkdir+rmdir before the FIN fix), so it is a candidate for an A/B, not a
+    // measured win.
     let mut ack = quinn::AckFrequencyConfig::default();
     ack.ack_eliciting_threshold(16u32.into());
     t.ack_frequency_config(Some(ack));
