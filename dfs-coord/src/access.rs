@@ -34,6 +34,7 @@ pub fn rule(req: &CoordRequest) -> Rule {
         Q::Link { .. } => MOUNT,
         Q::Unlink { .. } => MOUNT,
         Q::Rmdir { .. } => MOUNT,
+        Q::RemoveBatch { .. } => MOUNT,
         Q::Rename { .. } => MOUNT,
         Q::ReadDir { .. } => MOUNT,
         Q::Release { .. } => MOUNT,

@@ -60,6 +60,10 @@ pub struct Args {
     /// 127.0.0.1:9102 [default: off].
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Send each unlink to the coordinator and wait for its answer, instead of answering
+    /// at once and sending unlinks in batches within 5 ms (docs/SEMANTICS.md, "Removals").
+    #[arg(long)]
+    pub sync_removals: bool,
 }
 
 /// Where `dfs-fuse` looks for its configuration file when `--config` is not given.
@@ -90,6 +94,7 @@ impl Args {
                 // coordinator: both ride out a restart.
                 holder_wait: Duration::from_millis(self.meta_timeout_ms),
                 lookup_ttl: Duration::from_millis(self.ttl_ms),
+                write_behind_removals: !self.sync_removals,
             },
             ttl: Duration::from_millis(self.ttl_ms),
             meta_deadline: Duration::from_millis(self.meta_timeout_ms),

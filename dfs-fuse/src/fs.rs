@@ -12,6 +12,7 @@ use crate::file::Ctx;
 use crate::handles::{Handles, MAX_SEEN};
 use crate::lease::Leases;
 use crate::lookup_cache::{self, LookupCache, Watched};
+use crate::removals::Deferred;
 use crate::shard_io::ShardIo;
 use dfs_proto::coord_msg::{
     Attr, Caller, CoordRequest, CoordResponse, DirEntry, FileKind, FsStats, RenameFlags, SetAttrs,
@@ -46,6 +47,9 @@ pub struct FsConfig {
     /// it to the kernel's attribute TTL, the staleness the kernel allows anyway. Zero
     /// turns the lookup cache off.
     pub lookup_ttl: Duration,
+    /// Unlinks answered at once and sent to the coordinator in batches (`removals.rs`);
+    /// false sends each one and waits for its answer.
+    pub write_behind_removals: bool,
 }
 
 impl Default for FsConfig {
@@ -58,6 +62,7 @@ impl Default for FsConfig {
             node_deadline: Duration::from_millis(1500),
             holder_wait: Duration::from_secs(10),
             lookup_ttl: Duration::from_secs(1),
+            write_behind_removals: true,
         }
     }
 }
@@ -71,8 +76,10 @@ impl Default for FsConfig {
 pub const DEFAULT_MAX_DIRTY: usize = 64 << 20;
 
 pub struct Fs<B: Backend> {
-    /// Its backend is wrapped in `Watched`, so every change marks `lookups` stale.
-    ctx: Ctx<Watched<B>>,
+    /// Its backend is wrapped in `Watched`, so every change marks `lookups` stale, and
+    /// under it in `Deferred`, which writes unlinks behind.
+    ctx: Ctx<Watched<Deferred<B>>>,
+    removals: Arc<Deferred<B>>,
     holder_wait: Duration,
     lookups: Arc<LookupCache>,
     /// What is open: files, their handles, directory handles.
@@ -112,8 +119,10 @@ mod xattr;
 impl<B: Backend> Fs<B> {
     pub fn new(backend: Arc<B>, cfg: FsConfig) -> Fs<B> {
         let lookups = Arc::new(LookupCache::new(cfg.lookup_ttl));
-        let backend = Arc::new(Watched::new(backend, lookups.clone()));
+        let removals = Deferred::new(backend, cfg.write_behind_removals);
+        let backend = Arc::new(Watched::new(removals.clone(), lookups.clone()));
         Fs {
+            removals,
             holder_wait: cfg.holder_wait,
             lookups,
             ctx: Ctx {
@@ -417,8 +426,15 @@ impl<B: Backend> Fs<B> {
         expect!(self.meta(CoordRequest::StatFs).await?, FsStats, "StatFs")
     }
 
+    /// Unlinks acknowledged to programs and not yet answered by the coordinator, and
+    /// those it refused after that (`removals.rs`).
+    pub fn removals(&self) -> (u64, u64) {
+        (self.removals.pending(), self.removals.refused())
+    }
+
     /// fsyncdir: the coordinator makes namespace changes durable a fraction of a second
-    /// after acknowledging them; this makes every change so far durable now.
+    /// after acknowledging them; this makes every change so far durable now (the `Sync`
+    /// request first sends the unlinks written behind, as every request does).
     pub async fn sync_namespace(&self) -> WireResult<()> {
         match self.meta(CoordRequest::Sync).await? {
             CoordResponse::Unit => Ok(()),

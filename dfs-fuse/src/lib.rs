@@ -58,6 +58,7 @@ pub mod node_health;
 pub mod prereq;
 pub mod read;
 pub mod readahead;
+pub mod removals;
 pub mod shard_cache;
 pub mod shard_io;
 pub mod upload;

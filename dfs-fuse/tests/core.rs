@@ -1209,3 +1209,60 @@ async fn a_set_user_id_bit_set_after_writing_is_kept_and_not_folded() {
     fs.release(fh, ME).await.unwrap();
     assert_eq!(self::fs(&c).getattr(ino).await.unwrap().perm, 0o4755);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rm_r_of_a_directory_costs_one_round_trip_and_other_mounts_see_it_within_the_bound() {
+    // Unlinks are answered at once and sent in one batch with the rmdir that follows
+    // them (`removals.rs`); another mount sees the names go within FLUSH_AFTER.
+    let c = Cluster::new(3, 2).await;
+    let fs = fs(&c);
+    let other = self::fs(&c);
+    let d = fs
+        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
+        .await
+        .unwrap()
+        .ino;
+    for i in 0..20 {
+        let (a, fh) = fs.create(d, &format!("f{i}"), 0o644, ME).await.unwrap();
+        fs.write(fh, 0, &pattern(100, i)).await.unwrap();
+        fs.release(fh, ME).await.unwrap();
+        assert!(a.ino > 0);
+    }
+    sent(&c);
+    for i in 0..20 {
+        fs.unlink(d, &format!("f{i}")).await.unwrap();
+    }
+    assert_eq!(
+        sent(&c),
+        Vec::<&str>::new(),
+        "unlinks wait for no round trip"
+    );
+    assert_eq!(fs.removals().0, 20);
+    fs.rmdir(ROOT_INO, "d").await.unwrap();
+    assert_eq!(sent(&c), ["remove_batch"]);
+    assert_eq!(fs.removals(), (0, 0));
+    let e = other.lookup(ROOT_INO, "d").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+
+    // An unlink followed by nothing reaches the coordinator by itself.
+    let (_, fh) = new_file(&fs, "lone").await;
+    fs.release(fh, ME).await.unwrap();
+    fs.unlink(ROOT_INO, "lone").await.unwrap();
+    tokio::time::sleep(dfs_fuse::removals::FLUSH_AFTER * 20).await;
+    assert_eq!(fs.removals().0, 0);
+    let e = other.lookup(ROOT_INO, "lone").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+
+    // The same name created again after its unlink is a new file, not the old one gone
+    // later: the create waits for the unlink to land.
+    let (_, fh) = new_file(&fs, "again").await;
+    fs.write(fh, 0, b"old").await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    fs.unlink(ROOT_INO, "again").await.unwrap();
+    let (ino, fh) = new_file(&fs, "again").await;
+    fs.write(fh, 0, b"new").await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    tokio::time::sleep(dfs_fuse::removals::FLUSH_AFTER * 20).await;
+    assert_eq!(other.lookup(ROOT_INO, "again").await.unwrap().ino, ino);
+    assert_eq!(read_all(&other, ino).await, b"new");
+}

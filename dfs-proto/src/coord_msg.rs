@@ -348,6 +348,13 @@ pub enum CoordRequest {
     },
     /// Removes an empty directory. -> `Unit`; `NotEmpty`, `NotDir`.
     Rmdir { parent: Ino, name: String },
+    /// Several removals in one round trip, applied in order, each as a change of its own
+    /// (one failing does not stop the others): the unlinks a mount acknowledged without
+    /// waiting (`dfs-fuse/src/removals.rs`), and possibly an `rmdir` that waits for its
+    /// answer, last. An unlink here never keeps the inode (the sender has it open
+    /// nowhere). At most [`MAX_REMOVE_BATCH`] removals. -> `Results`, one per removal, in
+    /// order.
+    RemoveBatch { ops: Vec<Removal> },
     /// -> `Unit`. Replaces an existing target atomically unless `flags.noreplace`.
     Rename {
         parent: Ino,
@@ -486,6 +493,7 @@ impl CoordRequest {
             Q::Link { .. } => "link",
             Q::Unlink { .. } => "unlink",
             Q::Rmdir { .. } => "rmdir",
+            Q::RemoveBatch { .. } => "remove_batch",
             Q::Rename { .. } => "rename",
             Q::ReadDir { .. } => "read_dir",
             Q::Release { .. } => "release",
@@ -557,6 +565,7 @@ impl CoordRequest {
             | Q::Link { .. }
             | Q::Unlink { .. }
             | Q::Rmdir { .. }
+            | Q::RemoveBatch { .. }
             | Q::Rename { .. }
             | Q::Release { .. }
             | Q::SetXattr { .. }
@@ -568,6 +577,14 @@ impl CoordRequest {
             | Q::RemoveNode { .. } => true,
         }
     }
+}
+
+/// One removal of a `RemoveBatch`: `unlink` of a non-directory, or `rmdir` if `dir`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    pub parent: Ino,
+    pub name: String,
+    pub dir: bool,
 }
 
 /// One shard with a problem, for `Fsck`.
@@ -628,6 +645,8 @@ pub enum CoordResponse {
     Fsck(FsckReport),
     /// For `Locate`: node ids per requested shard.
     Locations(Vec<Vec<NodeId>>),
+    /// For `RemoveBatch`: the outcome of each removal, in order.
+    Results(Vec<Result<(), crate::WireError>>),
     /// For `RemoveNode`.
     Removed {
         /// Shard locations dropped with the node.
@@ -638,6 +657,8 @@ pub enum CoordResponse {
     },
 }
 
+/// Most removals in one `RemoveBatch`.
+pub const MAX_REMOVE_BATCH: usize = 512;
 /// Most entries one `ReadDir` page may carry (keeps frames far below the cap).
 pub const MAX_DIR_PAGE: u32 = 1024;
 /// Most shards one `GetLayout` page may carry.

@@ -35,7 +35,7 @@ pub use ids::{Ino, NodeId, ShardId, ROOT_INO};
 /// Version of the message formats in this crate. A peer speaking another version gets a
 /// clear `Invalid` error for that stream instead of undecodable garbage. Bump it whenever a
 /// message changes shape (postcard is not self-describing: reordering fields breaks peers).
-pub const PROTOCOL_VERSION: u16 = 8;
+pub const PROTOCOL_VERSION: u16 = 9;
 
 /// ALPN protocol name negotiated in the TLS handshake. A peer that does not speak dfs at
 /// all fails the handshake instead of sending frames we cannot parse.

@@ -79,6 +79,16 @@ fn every_request() -> Vec<(CoordRequest, &'static [Role])> {
             &[C, A],
         ),
         (
+            Q::RemoveBatch {
+                ops: vec![dfs_proto::coord_msg::Removal {
+                    parent: ROOT,
+                    name: "nope".into(),
+                    dir: false,
+                }],
+            },
+            &[C, A],
+        ),
+        (
             Q::Rename {
                 parent: ROOT,
                 name: "nope".into(),
@@ -216,8 +226,8 @@ async fn every_request_type_is_accepted_only_from_its_roles() {
             checked += 1;
         }
     }
-    // 27 request types × 5 kinds of peer.
-    assert_eq!(checked, 27 * 5);
+    // 28 request types × 5 kinds of peer.
+    assert_eq!(checked, 28 * 5);
 }
 
 #[tokio::test]

@@ -745,3 +745,50 @@ async fn listing_tells_which_entries_have_xattrs() {
         .collect();
     assert_eq!(flags, [("a", true), ("b", false), ("c", false)]);
 }
+
+#[tokio::test]
+async fn a_remove_batch_applies_each_removal_in_order_and_answers_each() {
+    use dfs_proto::coord_msg::{Removal, MAX_REMOVE_BATCH};
+    let t = T::new();
+    let d = t.mkdir(ROOT, "d").await;
+    let f = t.file(d.ino, "f").await;
+    t.file(d.ino, "g").await;
+    let full = t.mkdir(ROOT, "full").await;
+    t.file(full.ino, "x").await;
+    let rm = |parent, name: &str, dir| Removal {
+        parent,
+        name: name.into(),
+        dir,
+    };
+    let ops = vec![
+        rm(d.ino, "f", false),
+        rm(d.ino, "f", false), // gone by now
+        rm(ROOT, "full", true),
+        rm(d.ino, "g", false),
+        rm(ROOT, "d", true), // empty once f and g are gone: the order holds
+    ];
+    let CoordResponse::Results(r) = t.call(CoordRequest::RemoveBatch { ops }).await.unwrap() else {
+        panic!("RemoveBatch answers Results");
+    };
+    let codes: Vec<Option<ErrorCode>> =
+        r.iter().map(|r| r.as_ref().err().map(|e| e.code)).collect();
+    assert_eq!(
+        codes,
+        [
+            None,
+            Some(ErrorCode::NotFound),
+            Some(ErrorCode::NotEmpty),
+            None,
+            None
+        ]
+    );
+    assert_eq!(code(t.getattr(f.ino).await), ErrorCode::NotFound);
+    assert_eq!(code(t.lookup(ROOT, "d").await), ErrorCode::NotFound);
+    assert!(t.lookup(full.ino, "x").await.is_ok());
+    // Bounded before any work.
+    let ops = (0..=MAX_REMOVE_BATCH)
+        .map(|i| rm(full.ino, &format!("n{i}"), false))
+        .collect();
+    let e = t.call(CoordRequest::RemoveBatch { ops }).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Invalid);
+}

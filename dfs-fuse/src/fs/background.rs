@@ -38,6 +38,13 @@ impl<B: Backend> Fs<B> {
     /// Commits every open file's buffered writes (at unmount).
     pub async fn flush_all(&self) -> WireResult<()> {
         let mut first = Ok(());
+        if let Err(e) = self.removals.flush().await {
+            tracing::error!(
+                pending = self.removals.pending(),
+                "failed to send unlinks at unmount; those names stay: {e}"
+            );
+            first = Err(e);
+        }
         for (_, f) in self.open.open_files() {
             let mut st = f.lock().await;
             if let Err(e) = st.commit(&self.ctx, Caller::ROOT).await {
