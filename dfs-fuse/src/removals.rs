@@ -223,40 +223,40 @@ impl<B: Backend> Deferred<B> {
 
 impl<B: Backend> Backend for Deferred<B> {
     async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
-        if self.enabled {
-            match req {
-                CoordRequest::Unlink {
+        if !self.enabled {
+            return self.inner.meta(req).await;
+        }
+        match req {
+            CoordRequest::Unlink {
+                parent,
+                name,
+                keep: false,
+            } => {
+                let op = Removal {
                     parent,
                     name,
-                    keep: false,
-                } => {
-                    let op = Removal {
-                        parent,
-                        name,
-                        dir: false,
-                    };
-                    return self.enqueue(op).await.map(|()| CoordResponse::Unit);
-                }
-                CoordRequest::Rmdir { parent, name } => {
-                    let op = Removal {
-                        parent,
-                        name,
-                        dir: true,
-                    };
-                    return match self.send(Some(op)).await? {
-                        Some(r) => r.map(|()| CoordResponse::Unit),
-                        None => Err(WireError::unexpected("RemoveBatch without the rmdir")),
-                    };
-                }
-                req => {
-                    if self.pending() > 0 {
-                        self.flush().await?;
-                    }
-                    return self.inner.meta(req).await;
+                    dir: false,
+                };
+                self.enqueue(op).await.map(|()| CoordResponse::Unit)
+            }
+            CoordRequest::Rmdir { parent, name } => {
+                let op = Removal {
+                    parent,
+                    name,
+                    dir: true,
+                };
+                match self.send(Some(op)).await? {
+                    Some(r) => r.map(|()| CoordResponse::Unit),
+                    None => Err(WireError::unexpected("RemoveBatch without the rmdir")),
                 }
             }
+            req => {
+                if self.pending() > 0 {
+                    self.flush().await?;
+                }
+                self.inner.meta(req).await
+            }
         }
-        self.inner.meta(req).await
     }
 
     async fn node(
@@ -326,7 +326,6 @@ mod tests {
                         })
                         .collect(),
                 )),
-                Q::Unlink { .. } | Q::Rmdir { .. } => Ok(CoordResponse::Unit),
                 _ => Ok(CoordResponse::Unit),
             }
         }
