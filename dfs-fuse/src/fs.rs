@@ -92,7 +92,7 @@ pub struct Fs<B: Backend> {
     shard_size: AtomicU32,
 }
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -119,7 +119,7 @@ mod xattr;
 impl<B: Backend> Fs<B> {
     pub fn new(backend: Arc<B>, cfg: FsConfig) -> Fs<B> {
         let lookups = Arc::new(LookupCache::new(cfg.lookup_ttl));
-        let removals = Deferred::new(backend, cfg.write_behind_removals);
+        let removals = Deferred::new(backend, cfg.write_behind_removals, cfg.lookup_ttl);
         let backend = Arc::new(Watched::new(removals.clone(), lookups.clone()));
         Fs {
             removals,
