@@ -310,6 +310,12 @@ impl<B: Backend> Fs<B> {
             "Create"
         )?;
         self.remember_name(a.ino, name);
+        // A new inode has no extended attributes, and the kernel asks for one
+        // (`security.capability`, to strip it) before every write: answering that here
+        // saves a round trip per small file written. The memory lasts until the next
+        // change through this mount or the TTL, like one learnt from a listing.
+        self.lookups
+            .listed_bare(a.ino, self.lookups.generation(), std::time::Instant::now());
         Ok(a)
     }
 

@@ -110,8 +110,8 @@ impl LookupCache {
     }
 
     /// A directory listing given to the kernel now says `ino` has no extended
-    /// attributes: `ls -l` is about to ask for two of them.
-    /// `generation` is the one the listing was fetched under.
+    /// attributes: `ls -l` is about to ask for two of them. (A create of `ino` says so
+    /// too.) `generation` is the one the listing was fetched under.
     pub fn listed_bare(&self, ino: Ino, generation: u64, now: Instant) {
         if self.ttl.is_zero() || generation != self.generation() {
             return;

@@ -611,6 +611,27 @@ async fn xattrs_of_listed_entries_without_any_need_no_round_trip() {
     assert_eq!(b.getxattr(f3.ino, "user.k").await.unwrap(), b"v3");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_created_here_has_no_xattrs_to_ask_for_until_one_is_set() {
+    // The kernel asks for `security.capability` before each write; a new file has none.
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let asked = || c.xattr_gets.load(Ordering::SeqCst);
+    let (a, fh) = fs.create(ROOT_INO, "new", 0o644, ME).await.unwrap();
+    let before = asked();
+    let e = fs.getxattr(a.ino, "security.capability").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NoAttr);
+    fs.write(fh, 0, b"data").await.unwrap();
+    fs.getxattr(a.ino, "security.capability").await.unwrap_err();
+    assert_eq!(asked(), before, "a new file's getxattr went to the coordinator");
+    fs.setxattr(a.ino, "user.k", b"v".to_vec(), XattrMode::Any)
+        .await
+        .unwrap();
+    assert_eq!(fs.getxattr(a.ino, "user.k").await.unwrap(), b"v");
+    assert_eq!(asked(), before + 1);
+    fs.release(fh, ME).await.unwrap();
+}
+
 // ---- sparse write buffers: small writes into stored shards --------------------------
 
 fn fs_with(c: &Arc<Cluster>, max_dirty: usize, max_dirty_total: usize) -> Fs<Cluster> {
