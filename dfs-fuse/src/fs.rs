@@ -8,6 +8,7 @@
 
 use crate::backend::Backend;
 use crate::dir::{self, DirReplier, DirSnapshot, ListedAttrs};
+use crate::dir_attrs::OwnDirs;
 use crate::file::Ctx;
 use crate::handles::{Handles, MAX_SEEN};
 use crate::lease::Leases;
@@ -76,9 +77,10 @@ impl Default for FsConfig {
 pub const DEFAULT_MAX_DIRTY: usize = 64 << 20;
 
 pub struct Fs<B: Backend> {
-    /// Its backend is wrapped in `Watched`, so every change marks `lookups` stale, and
-    /// under it in `Deferred`, which writes unlinks behind.
-    ctx: Ctx<Watched<Deferred<B>>>,
+    /// Its backend is wrapped in `Watched`, so every change marks `lookups` stale; under
+    /// it in `OwnDirs`, which answers the `getattr` of a directory this mount just
+    /// changed; and under that in `Deferred`, which writes unlinks behind.
+    ctx: Ctx<Watched<OwnDirs<Deferred<B>>>>,
     removals: Arc<Deferred<B>>,
     holder_wait: Duration,
     lookups: Arc<LookupCache>,
@@ -119,8 +121,9 @@ mod xattr;
 impl<B: Backend> Fs<B> {
     pub fn new(backend: Arc<B>, cfg: FsConfig) -> Fs<B> {
         let lookups = Arc::new(LookupCache::new(cfg.lookup_ttl));
-        let removals = Deferred::new(backend, cfg.write_behind_removals, cfg.lookup_ttl);
-        let backend = Arc::new(Watched::new(removals.clone(), lookups.clone()));
+        let removals = Deferred::new(backend, cfg.write_behind_removals);
+        let own_dirs = Arc::new(OwnDirs::new(removals.clone(), cfg.lookup_ttl));
+        let backend = Arc::new(Watched::new(own_dirs, lookups.clone()));
         Fs {
             removals,
             holder_wait: cfg.holder_wait,

@@ -44,6 +44,7 @@
 pub mod backend;
 pub mod cli;
 pub mod dir;
+pub mod dir_attrs;
 pub mod dirty;
 pub mod errno;
 pub mod file;

@@ -16,19 +16,14 @@
 //! - **Every other coordinator request waits until the queue is sent and answered**
 //!   (a barrier), so a listing, a create of the same name, a rename, a `stat` of a
 //!   removed file all see the removals made before them. It is a wrapper around the
-//!   backend, so no code path can forget it. Two requests are let through because they
-//!   come before *every* unlink and would otherwise turn each batch into a batch of one:
+//!   backend, so no code path can forget it. The kernel's requests before *every*
+//!   unlink would turn each batch into a batch of one if they all waited, so:
 //!   - a **lookup** of a name waits only if that name (in that directory) is among the
 //!     removals not yet answered: no other removal can change its answer (unless the
 //!     file it finds has other links, one of which may be queued: then it waits and
 //!     asks again);
-//!   - the kernel's **`getattr` of the parent directory** (an unlink makes the kernel
-//!     drop the directory's attributes, and `default_permissions` needs them to check
-//!     the next unlink) is answered here, from the coordinator's last answer for that
-//!     directory, if it is younger than the attribute TTL, with mtime and ctime set to
-//!     the time of our last unlink in it: the state the coordinator will have. A
-//!     change by another mount stays unseen for up to the TTL, as it does in the
-//!     kernel's own cache. Only directories we queued unlinks in are answered so.
+//!   - the kernel's `getattr` of the parent directory, which it needs after each unlink
+//!     to check the next one, is answered above this layer (`dir_attrs.rs`).
 //! - An `rmdir` rides in the same batch, after the unlinks of its directory's files: the
 //!   `rm -r` of a directory costs one round trip, whatever the number of its files.
 //! - A queue is sent at most [`FLUSH_AFTER`] after its first unlink, or when it holds
@@ -42,9 +37,7 @@
 //! to the program. `--sync-removals` turns the whole thing off.
 
 use crate::backend::Backend;
-use dfs_proto::coord_msg::{
-    Attr, CoordRequest, CoordResponse, FileKind, Removal, MAX_REMOVE_BATCH,
-};
+use dfs_proto::coord_msg::{CoordRequest, CoordResponse, FileKind, Removal, MAX_REMOVE_BATCH};
 use dfs_proto::ids::Ino;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
 use dfs_proto::{ErrorCode, WireError, WireResult};
@@ -52,15 +45,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-// Tokio's clock (the real one, except in tests that pause it).
-use tokio::time::Instant;
 
 /// How long the first queued unlink waits for others to join its batch.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(5);
 /// Pause before the background sender tries again after the coordinator did not answer.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
-/// Directories whose attributes are remembered at most; past it the memory starts over.
-const MAX_DIRS: usize = 4096;
 
 #[derive(Default)]
 struct Queue {
@@ -74,34 +63,12 @@ struct Queue {
     unanswered: HashMap<(Ino, String), usize>,
 }
 
-/// The coordinator's last answers for directories' attributes (see the module
-/// documentation: they answer the kernel's `getattr` between unlinks).
-#[derive(Default)]
-struct Dirs {
-    attrs: HashMap<Ino, DirAttr>,
-    /// Bumped by every request that may change a directory: an answer to a `getattr`
-    /// sent before the bump is not remembered.
-    epoch: u64,
-}
-
-struct DirAttr {
-    attr: Attr,
-    /// When the `getattr` that returned it was sent.
-    asked: Instant,
-    /// We queued an unlink in it since; only then is it answered from here.
-    touched: bool,
-}
-
 /// A backend whose unlinks are written behind (see the module documentation).
 pub struct Deferred<B> {
     inner: Arc<B>,
     enabled: bool,
-    /// How long a directory's attributes may be answered from `dirs`: the mount's
-    /// attribute TTL, so we never show anything older than the kernel would.
-    attr_ttl: Duration,
     me: Weak<Deferred<B>>,
     queue: Mutex<Queue>,
-    dirs: Mutex<Dirs>,
     /// One batch in flight at a time: that is what keeps the removals in order.
     sending: tokio::sync::Mutex<()>,
     /// Sequence number of the next queued removal.
@@ -118,16 +85,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl<B: Backend> Deferred<B> {
-    /// `enabled` false: every request goes straight through, as before. `attr_ttl`: see
-    /// the field.
-    pub fn new(inner: Arc<B>, enabled: bool, attr_ttl: Duration) -> Arc<Deferred<B>> {
+    /// `enabled` false: every request goes straight through, as before.
+    pub fn new(inner: Arc<B>, enabled: bool) -> Arc<Deferred<B>> {
         Arc::new_cyclic(|me| Deferred {
             inner,
             enabled,
-            attr_ttl,
             me: me.clone(),
             queue: Mutex::new(Queue::default()),
-            dirs: Mutex::new(Dirs::default()),
             sending: tokio::sync::Mutex::new(()),
             next_seq: AtomicU64::new(0),
             acked: AtomicU64::new(0),
@@ -272,64 +236,6 @@ impl<B: Backend> Deferred<B> {
             .contains_key(&(parent, name.to_string()))
     }
 
-    /// Our unlink in `parent` changes its mtime and ctime, as the coordinator will.
-    fn touch_dir(&self, parent: Ino) {
-        let now = crate::fs::now_ns();
-        if let Some(d) = lock(&self.dirs).attrs.get_mut(&parent) {
-            d.attr.mtime = now;
-            d.attr.ctime = now;
-            d.touched = true;
-        }
-    }
-
-    /// The attributes of directory `ino` as we can answer them without the coordinator.
-    fn dir_from_here(&self, ino: Ino) -> Option<Attr> {
-        let dirs = lock(&self.dirs);
-        let d = dirs.attrs.get(&ino)?;
-        (d.touched && d.asked.elapsed() < self.attr_ttl).then(|| d.attr.clone())
-    }
-
-    /// Something may change directories: forget what we knew of them.
-    fn forget_dirs(&self) {
-        let mut dirs = lock(&self.dirs);
-        dirs.attrs.clear();
-        dirs.epoch += 1;
-    }
-
-    /// A `getattr` the coordinator answered, sent at `asked` in `epoch`.
-    fn remember_dir(&self, epoch: u64, asked: Instant, attr: &Attr) {
-        let mut dirs = lock(&self.dirs);
-        if dirs.epoch != epoch || attr.kind != FileKind::Dir || self.attr_ttl.is_zero() {
-            return;
-        }
-        if dirs.attrs.len() >= MAX_DIRS {
-            dirs.attrs.clear();
-        }
-        let d = DirAttr {
-            attr: attr.clone(),
-            asked,
-            touched: false,
-        };
-        dirs.attrs.insert(attr.ino, d);
-    }
-
-    async fn getattr(&self, ino: Ino) -> WireResult<CoordResponse> {
-        if let Some(a) = self.dir_from_here(ino) {
-            return Ok(CoordResponse::Attr(a));
-        }
-        // Anything else (a file that may be one we unlinked, a directory we know nothing
-        // about) waits for the queue.
-        if self.pending() > 0 {
-            self.flush().await?;
-        }
-        let (epoch, asked) = (lock(&self.dirs).epoch, Instant::now());
-        let r = self.inner.meta(CoordRequest::GetAttr { ino }).await?;
-        if let CoordResponse::Attr(a) = &r {
-            self.remember_dir(epoch, asked, a);
-        }
-        Ok(r)
-    }
-
     async fn lookup(&self, parent: Ino, name: String) -> WireResult<CoordResponse> {
         if self.must_wait_for(parent, &name) {
             self.flush().await?;
@@ -381,9 +287,7 @@ impl<B: Backend> Backend for Deferred<B> {
                     name,
                     dir: false,
                 };
-                self.enqueue(op).await?;
-                self.touch_dir(parent);
-                Ok(CoordResponse::Unit)
+                self.enqueue(op).await.map(|()| CoordResponse::Unit)
             }
             CoordRequest::Rmdir { parent, name } => {
                 let op = Removal {
@@ -391,31 +295,17 @@ impl<B: Backend> Backend for Deferred<B> {
                     name,
                     dir: true,
                 };
-                self.forget_dirs();
-                let sent = self.send(Some(op)).await;
-                self.forget_dirs();
-                match sent? {
+                match self.send(Some(op)).await? {
                     Some(r) => r.map(|()| CoordResponse::Unit),
                     None => Err(WireError::unexpected("RemoveBatch without the rmdir")),
                 }
             }
-            CoordRequest::GetAttr { ino } => self.getattr(ino).await,
             CoordRequest::Lookup { parent, name } => self.lookup(parent, name).await,
             req => {
-                // Forgotten before it is sent and again after it is answered, so no
-                // answer that raced with it is kept either.
-                let changes = req.changes_namespace();
-                if changes {
-                    self.forget_dirs();
-                }
                 if self.pending() > 0 {
                     self.flush().await?;
                 }
-                let r = self.inner.meta(req).await;
-                if changes {
-                    self.forget_dirs();
-                }
-                r
+                self.inner.meta(req).await
             }
         }
     }
@@ -433,6 +323,7 @@ impl<B: Backend> Backend for Deferred<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dfs_proto::coord_msg::Attr;
     use dfs_proto::coord_msg::CoordRequest as Q;
 
     /// A coordinator that records what it is sent, answers removals from a set of names,
@@ -500,8 +391,6 @@ mod tests {
         }
     }
 
-    const TTL: Duration = Duration::from_secs(1);
-
     /// Inode 1 is a directory, the others files.
     fn attr(ino: u64, nlink: u32) -> Attr {
         Attr {
@@ -522,13 +411,6 @@ mod tests {
             ctime: 0,
             crtime: 0,
             generation: 0,
-        }
-    }
-
-    async fn getattr<B: Backend>(d: &Deferred<B>, ino: u64) -> Attr {
-        match d.meta(Q::GetAttr { ino }).await.unwrap() {
-            CoordResponse::Attr(a) => a,
-            r => panic!("not an Attr: {r:?}"),
         }
     }
 
@@ -557,7 +439,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn unlinks_wait_for_nothing_and_the_next_request_sends_them_first() {
         let f = Fake::with(&[(1, "a"), (1, "b")]);
-        let d = Deferred::new(f.clone(), true, TTL);
+        let d = Deferred::new(f.clone(), true);
         d.meta(unlink("a")).await.unwrap();
         d.meta(unlink("b")).await.unwrap();
         assert!(f.sent().is_empty(), "an unlink waits for no round trip");
@@ -576,7 +458,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_rmdir_rides_in_the_batch_after_the_unlinks_and_gets_its_own_answer() {
         let f = Fake::with(&[(1, "a"), (1, "d"), (1, "busy")]);
-        let d = Deferred::new(f.clone(), true, TTL);
+        let d = Deferred::new(f.clone(), true);
         d.meta(unlink("a")).await.unwrap();
         d.meta(rmdir("d")).await.unwrap();
         assert_eq!(f.sent(), ["batch[a,rmdir d]"]);
@@ -590,7 +472,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_queue_left_alone_is_sent_within_flush_after() {
         let f = Fake::with(&[(1, "a")]);
-        let d = Deferred::new(f.clone(), true, TTL);
+        let d = Deferred::new(f.clone(), true);
         d.meta(unlink("a")).await.unwrap();
         tokio::time::sleep(FLUSH_AFTER / 2).await;
         assert!(f.sent().is_empty());
@@ -606,7 +488,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn removals_the_coordinator_did_not_get_stay_queued_and_block_later_requests() {
         let f = Fake::with(&[(1, "a"), (1, "b")]);
-        let d = Deferred::new(f.clone(), true, TTL);
+        let d = Deferred::new(f.clone(), true);
         f.down.store(true, Ordering::SeqCst);
         d.meta(unlink("a")).await.unwrap();
         // A request after it must not overtake it: it fails too.
@@ -623,7 +505,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_name_already_gone_is_no_failure_and_a_refusal_is_counted() {
         let f = Fake::with(&[]);
-        let d = Deferred::new(f.clone(), true, TTL);
+        let d = Deferred::new(f.clone(), true);
         d.meta(unlink("never-there")).await.unwrap();
         d.meta(unlink("busy-x")).await.unwrap();
         d.flush().await.unwrap();
@@ -635,7 +517,7 @@ mod tests {
         let n = MAX_REMOVE_BATCH * 2 + 7;
         let names: Vec<String> = (0..n).map(|i| format!("f{i}")).collect();
         let f = Fake::with(&names.iter().map(|s| (1, s.as_str())).collect::<Vec<_>>());
-        let d = Deferred::new(f.clone(), true, TTL);
+        let d = Deferred::new(f.clone(), true);
         for name in &names {
             d.meta(unlink(name)).await.unwrap();
             assert!(lock(&d.queue).ops.len() <= MAX_REMOVE_BATCH);
@@ -657,7 +539,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn disabled_it_sends_every_request_as_it_comes() {
         let f = Fake::with(&[(1, "a")]);
-        let d = Deferred::new(f.clone(), false, TTL);
+        let d = Deferred::new(f.clone(), false);
         d.meta(unlink("a")).await.unwrap();
         d.meta(rmdir("d")).await.unwrap();
         assert_eq!(f.sent(), ["unlink", "rmdir"]);
@@ -666,7 +548,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_unlink_that_keeps_the_inode_goes_at_once_after_the_queue() {
         let f = Fake::with(&[(1, "a")]);
-        let d = Deferred::new(f.clone(), true, TTL);
+        let d = Deferred::new(f.clone(), true);
         d.meta(unlink("a")).await.unwrap();
         d.meta(Q::Unlink {
             parent: 1,
@@ -679,73 +561,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_parents_getattr_between_unlinks_is_answered_here_and_a_files_is_not() {
-        let f = Fake::with(&[(1, "a"), (1, "b")]);
-        let d = Deferred::new(f.clone(), true, TTL);
-        // What the kernel does: getattr of the parent (to check permission), unlink.
-        assert_eq!(getattr(&d, 1).await.mtime, 0);
-        d.meta(unlink("a")).await.unwrap();
-        let a = getattr(&d, 1).await;
-        assert!(
-            a.mtime > 0 && a.ctime == a.mtime,
-            "the unlink shows in mtime and ctime"
-        );
-        assert_eq!(a.kind, FileKind::Dir);
-        d.meta(unlink("b")).await.unwrap();
-        assert_eq!(
-            f.sent(),
-            ["get_attr"],
-            "one round trip for the directory, none after"
-        );
-        // A file's attributes may be those of an unlinked file: they wait for the queue.
-        getattr(&d, 5).await;
-        assert_eq!(f.sent(), ["batch[a,b]", "get_attr"]);
-        // The remembered answer lasts one TTL, then the coordinator is asked again.
-        getattr(&d, 1).await;
-        assert!(f.sent().is_empty());
-        tokio::time::sleep(TTL).await;
-        getattr(&d, 1).await;
-        assert_eq!(f.sent(), ["get_attr"]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_directory_not_touched_by_our_unlinks_or_changed_since_is_asked_again() {
-        let f = Fake::with(&[(1, "a"), (1, "b")]);
-        let d = Deferred::new(f.clone(), true, TTL);
-        getattr(&d, 1).await;
-        getattr(&d, 1).await;
-        assert_eq!(
-            f.sent(),
-            ["get_attr", "get_attr"],
-            "nothing unlinked: not ours to answer"
-        );
-        d.meta(unlink("a")).await.unwrap();
-        d.meta(Q::Create {
-            parent: 1,
-            name: "new".into(),
-            kind: FileKind::Dir,
-            perm: 0o755,
-            rdev: 0,
-            caller: dfs_proto::coord_msg::Caller::ROOT,
-        })
-        .await
-        .unwrap();
-        d.meta(unlink("b")).await.unwrap();
-        getattr(&d, 1).await;
-        assert_eq!(f.sent(), ["batch[a]", "create", "batch[b]", "get_attr"]);
-        // A TTL of zero (the mount's --ttl-ms 0) never answers from here.
-        let f = Fake::with(&[(1, "a")]);
-        let d = Deferred::new(f.clone(), true, Duration::ZERO);
-        getattr(&d, 1).await;
-        d.meta(unlink("a")).await.unwrap();
-        getattr(&d, 1).await;
-        assert_eq!(f.sent(), ["get_attr", "batch[a]", "get_attr"]);
-    }
-
-    #[tokio::test(start_paused = true)]
     async fn a_lookup_waits_only_for_a_removal_of_its_own_name() {
         let f = Fake::with(&[(1, "a"), (1, "b"), (1, "c")]);
-        let d = Deferred::new(f.clone(), true, TTL);
+        let d = Deferred::new(f.clone(), true);
         d.meta(unlink("a")).await.unwrap();
         d.meta(lookup("c")).await.unwrap();
         assert_eq!(f.sent(), ["lookup"], "another name: no wait");

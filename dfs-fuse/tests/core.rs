@@ -623,7 +623,11 @@ async fn a_file_created_here_has_no_xattrs_to_ask_for_until_one_is_set() {
     assert_eq!(e.code, ErrorCode::NoAttr);
     fs.write(fh, 0, b"data").await.unwrap();
     fs.getxattr(a.ino, "security.capability").await.unwrap_err();
-    assert_eq!(asked(), before, "a new file's getxattr went to the coordinator");
+    assert_eq!(
+        asked(),
+        before,
+        "a new file's getxattr went to the coordinator"
+    );
     fs.setxattr(a.ino, "user.k", b"v".to_vec(), XattrMode::Any)
         .await
         .unwrap();
