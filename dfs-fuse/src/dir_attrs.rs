@@ -1,22 +1,32 @@
-//! A directory's attributes after this mount's own change to it, answered here.
+//! What this mount knows of the directories it has just changed or made, answered here.
 //!
-//! Why: every create, mkdir, unlink or rmdir makes the kernel drop the attributes of the
-//! parent directory (its mtime and ctime change, and it cannot know how), and the mount
-//! uses `default_permissions`, so the kernel needs them again to check the caller's
-//! permission for the *next* create or unlink in that directory. Without this layer,
-//! `tar -x` or `rm -r` pays one coordinator round trip per file for a `getattr` whose
-//! answer this mount already knows: the coordinator's last answer for the directory,
-//! with the change we made applied to it (mtime and ctime now; the link count one up
-//! for a mkdir, one down for an rmdir).
+//! **The parent's attributes.** Every create, mkdir, unlink or rmdir makes the kernel
+//! drop the attributes of the parent directory (its mtime and ctime change, and it cannot
+//! know how), and the mount uses `default_permissions`, so the kernel needs them again to
+//! check the caller's permission for the *next* create or unlink in that directory.
+//! Without this layer, `tar -x` or `rm -r` pays one coordinator round trip per file for a
+//! `getattr` whose answer this mount already knows: the coordinator's last answer for the
+//! directory, with the change we made applied to it (mtime and ctime now; the link count
+//! one up for a mkdir, one down for an rmdir).
 //!
-//! What it may answer, so nothing is staler than the kernel's own attribute cache:
+//! **Names not in a directory made here.** Before every create the kernel looks the name
+//! up, and the answer is "no such name" for every file `tar -x` or `cp -r` writes into a
+//! directory it has just made. A directory this mount created was empty then; for one
+//! TTL after that we know every name in it that this mount added, and answer a lookup of
+//! any other name with ENOENT here. A name another mount adds within that TTL stays
+//! unseen until it ends: the same staleness the kernel allows for a cached dentry.
+//!
+//! What it may answer, so nothing is staler than the kernel's own caches:
 //! - only a directory whose attributes the coordinator gave us less than the attribute
 //!   TTL ago, and only if this mount changed its entries since (otherwise the kernel is
 //!   asking because its own copy is old, and so is ours);
 //! - nothing learnt before, or during, a change that this layer cannot apply itself: a
 //!   rename, a chmod, an xattr change forget what is known. Every change starts by
 //!   bumping an epoch, and a `getattr` answer is remembered only if no change began
-//!   while it was in flight, so a remembered answer is never a half-applied state.
+//!   while it was in flight, so a remembered answer is never a half-applied state;
+//! - a name this mount adds to a new directory (create, symlink, link, rename into it) is
+//!   noted *before* the request is sent, so a lookup never answers ENOENT for a name
+//!   that may already exist.
 //!
 //! The times are ours, stamped when the change was answered; the coordinator stamps its
 //! own a moment earlier. A `stat` within the TTL shows ours, after it the coordinator's:
@@ -26,8 +36,8 @@ use crate::backend::Backend;
 use dfs_proto::coord_msg::{Attr, CoordRequest, CoordResponse, FileKind};
 use dfs_proto::ids::Ino;
 use dfs_proto::node_msg::{NodeRequest, NodeResponse};
-use dfs_proto::WireResult;
-use std::collections::HashMap;
+use dfs_proto::{WireError, WireResult};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 // Tokio's clock (the real one, except in tests that pause it).
@@ -36,6 +46,9 @@ use tokio::time::Instant;
 /// Directories remembered at most; past it the memory starts over (a forgotten one only
 /// costs a round trip).
 const MAX_DIRS: usize = 4096;
+/// Names noted in one new directory at most; past it the directory is no longer known
+/// completely, and its lookups go to the coordinator.
+const MAX_NAMES: usize = 64 * 1024;
 
 #[derive(Default)]
 struct State {
@@ -44,6 +57,14 @@ struct State {
     epoch: u64,
     /// Changes sent and not yet answered: while there are any, no answer is remembered.
     changing: usize,
+    /// Directories this mount made, and the names it added to them since.
+    born: HashMap<Ino, Born>,
+}
+
+struct Born {
+    /// When the mkdir was sent: it was empty then.
+    at: Instant,
+    names: HashSet<String>,
 }
 
 struct Known {
@@ -52,6 +73,25 @@ struct Known {
     asked: Instant,
     /// This mount changed the directory's entries since: only then is it answered here.
     touched: bool,
+}
+
+/// The name a request may add to a directory.
+fn adds_name(req: &CoordRequest) -> Option<(Ino, &str)> {
+    use CoordRequest as Q;
+    match req {
+        Q::Create { parent, name, .. } | Q::Symlink { parent, name, .. } => Some((*parent, name)),
+        Q::Link {
+            new_parent,
+            new_name,
+            ..
+        }
+        | Q::Rename {
+            new_parent,
+            new_name,
+            ..
+        } => Some((*new_parent, new_name)),
+        _ => None,
+    }
 }
 
 /// What a request does to the directories we remember.
@@ -140,7 +180,24 @@ impl<B: Backend> OwnDirs<B> {
         Ok(r)
     }
 
+    /// A lookup of `name` in `parent` that we can answer: ENOENT in a directory made here
+    /// less than a TTL ago, for a name this mount did not add.
+    fn surely_absent(&self, parent: Ino, name: &str) -> bool {
+        let st = lock(&self.state);
+        st.born
+            .get(&parent)
+            .is_some_and(|b| b.at.elapsed() < self.ttl && !b.names.contains(name))
+    }
+
     async fn change(&self, req: CoordRequest, effect: Effect) -> WireResult<CoordResponse> {
+        let now = Instant::now();
+        let mkdir = matches!(
+            req,
+            CoordRequest::Create {
+                kind: FileKind::Dir,
+                ..
+            }
+        );
         {
             let mut st = lock(&self.state);
             st.epoch += 1;
@@ -148,10 +205,33 @@ impl<B: Backend> OwnDirs<B> {
             if matches!(effect, Effect::Unknown) {
                 st.dirs.clear();
             }
+            if let Some((parent, name)) = adds_name(&req) {
+                if let Some(b) = st.born.get_mut(&parent) {
+                    if b.names.len() >= MAX_NAMES {
+                        st.born.remove(&parent);
+                    } else {
+                        b.names.insert(name.to_string());
+                    }
+                }
+            }
         }
         let r = self.inner.meta(req).await;
         let mut st = lock(&self.state);
         st.changing -= 1;
+        if let (true, Ok(CoordResponse::Attr(a)), false) = (mkdir, &r, self.ttl.is_zero()) {
+            if st.born.len() >= MAX_DIRS {
+                let ttl = self.ttl;
+                st.born.retain(|_, b| b.at.elapsed() < ttl);
+                if st.born.len() >= MAX_DIRS {
+                    st.born.clear();
+                }
+            }
+            let b = Born {
+                at: now,
+                names: HashSet::new(),
+            };
+            st.born.insert(a.ino, b);
+        }
         if let Effect::Entry { parent, links } = effect {
             match (&r, st.dirs.get_mut(&parent)) {
                 (Ok(_), Some(k)) => {
@@ -175,8 +255,14 @@ impl<B: Backend> OwnDirs<B> {
 
 impl<B: Backend> Backend for OwnDirs<B> {
     async fn meta(&self, req: CoordRequest) -> WireResult<CoordResponse> {
-        if let CoordRequest::GetAttr { ino } = req {
-            return self.getattr(ino).await;
+        match &req {
+            CoordRequest::GetAttr { ino } => return self.getattr(*ino).await,
+            CoordRequest::Lookup { parent, name } if self.surely_absent(*parent, name) => {
+                return Err(WireError::not_found(format!(
+                    "no entry {name:?} in directory {parent} (made here)"
+                )));
+            }
+            _ => {}
         }
         match effect(&req) {
             Effect::None => self.inner.meta(req).await,

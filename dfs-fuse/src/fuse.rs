@@ -568,7 +568,7 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
         let name = name_or_reply!(name, reply);
@@ -576,7 +576,8 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         let c = caller(req);
         let ttl = self.ttl;
         spawn!(self, async move {
-            match fs.create(parent.0, &name, mode & !umask & 0o7777, c).await {
+            let perm = mode & !umask & 0o7777;
+            match fs.create_open(parent.0, &name, perm, c, flags).await {
                 Ok((a, fh)) => reply.created(
                     &ttl,
                     &file_attr(&a),

@@ -636,6 +636,91 @@ async fn a_file_created_here_has_no_xattrs_to_ask_for_until_one_is_set() {
     fs.release(fh, ME).await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_directory_made_here_an_absent_name_costs_no_round_trip_for_one_ttl() {
+    // `dir_attrs.rs`: the kernel's lookup before each create in a new directory, and its
+    // getattr of the directory after each one, are answered by the mount.
+    let c = Cluster::new(3, 2).await;
+    // Long enough that a loaded CI machine gets through the checks below within it.
+    let ttl = Duration::from_millis(1500);
+    let a = fs_with_ttl(&c, ttl);
+    let b = fs(&c);
+    let d = a
+        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
+        .await
+        .unwrap()
+        .ino;
+    // The mount learns the shard size from its first create, and the directory's
+    // attributes from one getattr.
+    let (_, fh) = a.create(ROOT_INO, "warm", 0o644, ME).await.unwrap();
+    a.release(fh, ME).await.unwrap();
+    a.getattr(d).await.unwrap();
+    sent(&c);
+    for i in 0..5 {
+        let name = format!("f{i}");
+        let e = a.lookup(d, &name).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotFound);
+        let (_, fh) = a.create(d, &name, 0o644, ME).await.unwrap();
+        a.release(fh, ME).await.unwrap();
+        a.getattr(d).await.unwrap();
+    }
+    assert_eq!(
+        sent(&c),
+        ["create"; 5],
+        "only the creates went to the coordinator"
+    );
+    // A name this mount added is asked for, and found.
+    assert!(a.lookup(d, "f3").await.is_ok());
+    // A name another mount adds meanwhile is unseen for up to the TTL, as a cached
+    // dentry would be; open(O_CREAT) of it then opens that file rather than failing.
+    let (theirs, fh) = b.create(d, "theirs", 0o666, ME).await.unwrap();
+    b.write(fh, 0, b"their bytes").await.unwrap();
+    b.release(fh, ME).await.unwrap();
+    assert_eq!(
+        a.lookup(d, "theirs").await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    let e = a
+        .create_open(
+            d,
+            "theirs",
+            0o644,
+            ME,
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Exists, "O_EXCL still refuses");
+    let (opened, fh) = a
+        .create_open(d, "theirs", 0o644, ME, libc::O_CREAT | libc::O_RDWR)
+        .await
+        .unwrap();
+    assert_eq!(opened.ino, theirs.ino);
+    assert_eq!(a.read(fh, 0, 100).await.unwrap(), b"their bytes");
+    a.release(fh, ME).await.unwrap();
+    let (opened, fh) = a
+        .create_open(
+            d,
+            "theirs",
+            0o644,
+            ME,
+            libc::O_CREAT | libc::O_TRUNC | libc::O_WRONLY,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (opened.ino, opened.size),
+        (theirs.ino, 0),
+        "O_TRUNC truncates"
+    );
+    a.release(fh, ME).await.unwrap();
+    // After the TTL, lookups go to the coordinator again.
+    let (late, fh) = b.create(d, "late", 0o644, ME).await.unwrap();
+    b.release(fh, ME).await.unwrap();
+    tokio::time::sleep(ttl).await;
+    assert_eq!(a.lookup(d, "late").await.unwrap().ino, late.ino);
+}
+
 // ---- sparse write buffers: small writes into stored shards --------------------------
 
 fn fs_with(c: &Arc<Cluster>, max_dirty: usize, max_dirty_total: usize) -> Fs<Cluster> {

@@ -9,8 +9,8 @@ use crate::file::FileState;
 use crate::handles::Handle;
 use crate::read::execute_read;
 use crate::readahead::{self, READAHEAD_SHARDS};
-use dfs_proto::coord_msg::{Attr, Caller, CoordRequest, FileKind};
-use dfs_proto::{Ino, WireResult};
+use dfs_proto::coord_msg::{Attr, Caller, CoordRequest, FileKind, SetAttrs};
+use dfs_proto::{ErrorCode, Ino, WireError, WireResult};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +41,69 @@ impl<B: Backend> Fs<B> {
         let file = self.open.first_open(st);
         let fh = self.open.add_handle(attr.ino, file);
         Ok((attr, fh))
+    }
+
+    /// What the kernel's CREATE asks (`open` with `O_CREAT`): [`Fs::create`], or, if the
+    /// name exists and `flags` lack `O_EXCL`, an open of the file that is there. The
+    /// kernel sends CREATE only after a lookup said the name was absent; another mount may
+    /// have made it since (a round trip earlier, or, in a directory made here, up to a
+    /// TTL earlier: `dir_attrs.rs`), and `open(O_CREAT)` must then open that file, as
+    /// it would have had the lookup found it.
+    pub async fn create_open(
+        &self,
+        parent: Ino,
+        name: &str,
+        perm: u32,
+        caller: Caller,
+        flags: i32,
+    ) -> WireResult<(Attr, u64)> {
+        let e = match self.create(parent, name, perm, caller).await {
+            Err(e) if e.code == ErrorCode::Exists && flags & libc::O_EXCL == 0 => e,
+            r => return r,
+        };
+        let a = self.lookup(parent, name).await?;
+        match a.kind {
+            FileKind::File => {}
+            FileKind::Dir => {
+                return Err(WireError::new(
+                    ErrorCode::IsDir,
+                    format!("{name:?} is a directory"),
+                ))
+            }
+            // A symlink, FIFO or device made by another mount: the kernel would have
+            // followed or opened it; we cannot from here, so say what happened.
+            _ => return Err(e),
+        }
+        // The kernel checked the parent for a create, not this file for an open: check
+        // the mode bits as it would (the caller's primary group only: the mount is not
+        // told the supplementary ones).
+        let wants_write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        let wants_read = flags & libc::O_ACCMODE != libc::O_WRONLY;
+        let bits = if caller.uid == a.uid {
+            a.perm >> 6
+        } else if caller.gid == a.gid {
+            a.perm >> 3
+        } else {
+            a.perm
+        } & 0o7;
+        let allowed =
+            caller.uid == 0 || ((!wants_read || bits & 4 != 0) && (!wants_write || bits & 2 != 0));
+        if !allowed {
+            return Err(WireError::new(
+                ErrorCode::Unauthorized,
+                format!("{name:?} exists (made by another mount) and may not be opened so"),
+            ));
+        }
+        let (fh, _) = self.open(a.ino).await?;
+        if flags & libc::O_TRUNC != 0 && a.size > 0 {
+            let set = SetAttrs {
+                size: Some(0),
+                ..SetAttrs::default()
+            };
+            let a = self.setattr(a.ino, caller, set).await?;
+            return Ok((a, fh));
+        }
+        Ok((a, fh))
     }
 
     /// Opens a regular file. Returns the handle and whether the kernel may keep what it
