@@ -26,6 +26,9 @@
 //! - [`shard_cache`]: bounded cache of whole verified shards, with fetch de-duplication.
 //! - [`lookup_cache`]: lookups answered from a recent listing of the directory, fetched
 //!   after a run of misses; [`lookup_cache::Watched`] marks it stale on every change.
+//! - [`dir_attrs`]: the `getattr` of a directory this mount just changed, and lookups of
+//!   names absent from a directory it just made, answered without the coordinator.
+//! - [`removals`]: unlinks answered at once and sent to the coordinator in batches.
 //! - [`backend`]: what the core needs from the cluster, as a trait; [`backend::Remote`]
 //!   is the QUIC implementation.
 //! - [`errno`]: the one mapping from dfs error codes to errno.
