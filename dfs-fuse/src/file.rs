@@ -81,6 +81,10 @@ pub struct FileState {
     layout: BTreeMap<u64, LayoutShard>,
     /// Size including this mount's uncommitted writes.
     pub size: u64,
+    /// When this mount created the file, if it has had it open ever since and nothing
+    /// made its attributes unknowable here (a link or unlink through this mount): then,
+    /// for one TTL, [`FileState::local_attr`] is as fresh as the coordinator's answer.
+    pub created_here: Option<std::time::Instant>,
     /// Bytes written and not yet handed to an upload (read by `read.rs` too).
     pub(crate) dirty: Buffers,
     /// Uploads running, and shards stored but not committed.
@@ -135,6 +139,7 @@ impl FileState {
             mtime: None,
             pending: SetAttrs::default(),
             unlinked: false,
+            created_here: None,
         })
     }
 
@@ -467,6 +472,7 @@ impl FileState {
             mtime: None,
             pending: SetAttrs::default(),
             unlinked: false,
+            created_here: None,
         }
     }
 

@@ -235,6 +235,17 @@ impl<B: Backend> Fs<B> {
     }
 
     pub async fn getattr(&self, ino: Ino) -> WireResult<Attr> {
+        // A file this mount created less than a TTL ago and has had open since: its
+        // attributes are the create's answer plus what this mount did to it, and another
+        // mount can have changed them no longer ago than a cached attribute may be stale.
+        // (`tar -x` as root: the kernel asks before each `fchown`, to clear set-user-ID.)
+        if let Some(f) = self.open.open_file(ino) {
+            let st = f.lock().await;
+            let ttl = self.lookups.ttl();
+            if st.created_here.is_some_and(|t| t.elapsed() < ttl) && !st.unlinked {
+                return Ok(st.local_attr());
+            }
+        }
         match self.meta(CoordRequest::GetAttr { ino }).await {
             Ok(r) => Ok(self.overlay(expect!(r, Attr, "GetAttr")?).await),
             Err(e) => {
@@ -361,6 +372,10 @@ impl<B: Backend> Fs<B> {
             Attr,
             "Link"
         )?;
+        if let Some(f) = self.open.open_file(ino) {
+            // Its link count and ctime changed: ask the coordinator from now on.
+            f.lock().await.created_here = None;
+        }
         Ok(self.overlay(a).await)
     }
 
@@ -393,6 +408,7 @@ impl<B: Backend> Fs<B> {
         .await?;
         if let Some(f) = open {
             let mut st = f.lock().await;
+            st.created_here = None;
             if let Ok(CoordResponse::Attr(a)) =
                 self.meta(CoordRequest::GetAttr { ino: st.ino }).await
             {

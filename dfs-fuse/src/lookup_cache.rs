@@ -96,6 +96,11 @@ impl LookupCache {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The mount's attribute TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }

@@ -721,6 +721,33 @@ async fn in_a_directory_made_here_an_absent_name_costs_no_round_trip_for_one_ttl
     assert_eq!(a.lookup(d, "late").await.unwrap().ino, late.ino);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_created_and_open_here_answers_getattr_itself_until_a_link() {
+    let c = Cluster::new(2, 2).await;
+    let fs = fs(&c);
+    let (warm, fh) = fs.create(ROOT_INO, "warm", 0o644, ME).await.unwrap();
+    fs.release(fh, ME).await.unwrap();
+    let (a, fh) = fs.create(ROOT_INO, "new", 0o640, ME).await.unwrap();
+    fs.write(fh, 0, b"12345").await.unwrap();
+    sent(&c);
+    let got = fs.getattr(a.ino).await.unwrap();
+    assert_eq!((got.size, got.perm, got.nlink), (5, 0o640, 1));
+    assert_eq!(
+        sent(&c),
+        Vec::<&str>::new(),
+        "answered without the coordinator"
+    );
+    // A file not created here (or closed since) is asked for.
+    fs.getattr(warm.ino).await.unwrap();
+    assert_eq!(sent(&c), ["get_attr"]);
+    // A link changes what only the coordinator knows: asked from then on.
+    fs.link(a.ino, ROOT_INO, "second").await.unwrap();
+    sent(&c);
+    assert_eq!(fs.getattr(a.ino).await.unwrap().nlink, 2);
+    assert_eq!(sent(&c), ["get_attr"]);
+    fs.release(fh, ME).await.unwrap();
+}
+
 // ---- sparse write buffers: small writes into stored shards --------------------------
 
 fn fs_with(c: &Arc<Cluster>, max_dirty: usize, max_dirty_total: usize) -> Fs<Cluster> {

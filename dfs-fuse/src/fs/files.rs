@@ -35,6 +35,7 @@ impl<B: Backend> Fs<B> {
             return Ok((attr, fh));
         }
         let mut st = FileState::fresh(attr.clone(), shard_size);
+        st.created_here = Some(std::time::Instant::now());
         st.attach_budget(self.ctx.dirty_total.clone());
         st.attach_leases(self.ctx.leases.clone());
         self.open.same_generation(attr.ino, attr.generation);
