@@ -89,6 +89,8 @@ pub struct Fs<B: Backend> {
     /// The last name each inode was looked up or created under, so error logs can say
     /// which file failed (the kernel talks to us in inode numbers only).
     names: Mutex<HashMap<Ino, String>>,
+    /// The last directory listing taken, and when: see [`Fs::opendir`].
+    last_listing: Mutex<Option<(Arc<DirSnapshot>, std::time::Instant)>>,
     /// The cluster's shard size (fixed when it was created), learnt from the first file
     /// opened; 0 until then.
     shard_size: AtomicU32,
@@ -100,6 +102,9 @@ pub(crate) fn now_ns() -> i64 {
         .unwrap_or_default();
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
+
+/// Most entries of a directory listing kept for the next opendir (see [`Fs::opendir`]).
+pub const REUSED_LISTING_MAX: usize = 4096;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -143,6 +148,7 @@ impl<B: Backend> Fs<B> {
             },
             open: Handles::default(),
             names: Mutex::new(HashMap::new()),
+            last_listing: Mutex::new(None),
             shard_size: AtomicU32::new(0),
         }
     }
@@ -470,9 +476,30 @@ impl<B: Backend> Fs<B> {
     // ---- directories ----------------------------------------------------------------
 
     /// Takes a snapshot of the directory (see `dir.rs`) and returns its handle.
+    ///
+    /// `rm -r` opens every directory twice in a row (GNU fts reads it once to size it up,
+    /// closes it, then opens it again to walk it), so the last listing is reused by the
+    /// next opendir of the same directory if it is less than a TTL old and nothing
+    /// changed through this mount since it was fetched: the staleness lookups from a
+    /// listing already allow (SEMANTICS.md). Only a listing of at most
+    /// [`REUSED_LISTING_MAX`] entries is kept after its handle closes.
     pub async fn opendir(&self, ino: Ino) -> WireResult<u64> {
         let generation = self.lookups.generation();
-        let snap = DirSnapshot::fetch(&*self.ctx.backend, ino, generation).await?;
+        let ttl = self.lookups.ttl();
+        let reuse = lock(&self.last_listing)
+            .as_ref()
+            .filter(|(snap, at)| {
+                snap.ino == ino && snap.generation == generation && at.elapsed() < ttl
+            })
+            .map(|(snap, _)| snap.clone());
+        if let Some(snap) = reuse {
+            return Ok(self.open.add_dir(snap));
+        }
+        let fetched = std::time::Instant::now();
+        let snap = Arc::new(DirSnapshot::fetch(&*self.ctx.backend, ino, generation).await?);
+        if snap.entries.len() <= REUSED_LISTING_MAX && !ttl.is_zero() {
+            *lock(&self.last_listing) = Some((snap.clone(), fetched));
+        }
         Ok(self.open.add_dir(snap))
     }
 

@@ -162,9 +162,9 @@ impl Handles {
     }
 
     /// A new directory handle serving `snap`.
-    pub fn add_dir(&self, snap: DirSnapshot) -> u64 {
+    pub fn add_dir(&self, snap: Arc<DirSnapshot>) -> u64 {
         let fh = self.next_fh();
-        lock(&self.dirs).insert(fh, Arc::new(snap));
+        lock(&self.dirs).insert(fh, snap);
         fh
     }
 

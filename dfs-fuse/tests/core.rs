@@ -748,6 +748,63 @@ async fn a_file_created_and_open_here_answers_getattr_itself_until_a_link() {
     fs.release(fh, ME).await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_opened_again_at_once_reuses_its_listing_until_a_change() {
+    // What `rm -r` does: open, read, close, open again, read.
+    let c = Cluster::new(2, 2).await;
+    let ttl = Duration::from_millis(1500);
+    let a = fs_with_ttl(&c, ttl);
+    let b = fs(&c);
+    let d = a
+        .mknod(ROOT_INO, "d", FileKind::Dir, 0o755, 0, ME)
+        .await
+        .unwrap()
+        .ino;
+    a.mknod(d, "one", FileKind::File, 0o644, 0, ME)
+        .await
+        .unwrap();
+    let names = |fh| -> Vec<String> {
+        let snap = a.dir(fh).unwrap();
+        snap.entries.iter().map(|e| e.name.clone()).collect()
+    };
+    sent(&c);
+    let fh = a.opendir(d).await.unwrap();
+    assert_eq!(names(fh), ["one"]);
+    a.releasedir(fh);
+    let fh = a.opendir(d).await.unwrap();
+    assert_eq!(names(fh), ["one"]);
+    a.releasedir(fh);
+    assert_eq!(
+        sent(&c),
+        ["read_dir"],
+        "the second opendir reused the listing"
+    );
+    // Another mount's change stays unseen within the TTL...
+    b.mknod(d, "theirs", FileKind::File, 0o644, 0, ME)
+        .await
+        .unwrap();
+    let fh = a.opendir(d).await.unwrap();
+    assert_eq!(names(fh), ["one"]);
+    a.releasedir(fh);
+    // ...and a change through this mount ends the reuse at once.
+    a.mknod(d, "two", FileKind::File, 0o644, 0, ME)
+        .await
+        .unwrap();
+    sent(&c);
+    let fh = a.opendir(d).await.unwrap();
+    assert_eq!(names(fh), ["one", "theirs", "two"]);
+    a.releasedir(fh);
+    assert_eq!(sent(&c), ["read_dir"]);
+    // As does the TTL.
+    b.mknod(d, "late", FileKind::File, 0o644, 0, ME)
+        .await
+        .unwrap();
+    tokio::time::sleep(ttl).await;
+    let fh = a.opendir(d).await.unwrap();
+    assert_eq!(names(fh), ["late", "one", "theirs", "two"]);
+    a.releasedir(fh);
+}
+
 // ---- sparse write buffers: small writes into stored shards --------------------------
 
 fn fs_with(c: &Arc<Cluster>, max_dirty: usize, max_dirty_total: usize) -> Fs<Cluster> {
