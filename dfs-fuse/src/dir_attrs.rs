@@ -302,23 +302,13 @@ mod tests {
             lock(&self.sent).push(req.name());
             match req {
                 Q::GetAttr { ino } => Ok(CoordResponse::Attr(Attr {
-                    ino,
                     kind: if ino == 1 {
                         FileKind::Dir
                     } else {
                         FileKind::File
                     },
-                    perm: 0o755,
                     nlink: *lock(&self.links),
-                    uid: 0,
-                    gid: 0,
-                    rdev: 0,
-                    size: 0,
-                    atime: 0,
-                    mtime: 0,
-                    ctime: 0,
-                    crtime: 0,
-                    generation: 0,
+                    ..crate::dir::dot_attr(ino)
                 })),
                 Q::Create { name, .. } | Q::Unlink { name, .. } if name.starts_with("bad") => {
                     Err(WireError::new(ErrorCode::Exists, "refused"))

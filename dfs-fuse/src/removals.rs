@@ -394,23 +394,13 @@ mod tests {
     /// Inode 1 is a directory, the others files.
     fn attr(ino: u64, nlink: u32) -> Attr {
         Attr {
-            ino,
             kind: if ino == 1 {
                 FileKind::Dir
             } else {
                 FileKind::File
             },
-            perm: 0o755,
             nlink,
-            uid: 0,
-            gid: 0,
-            rdev: 0,
-            size: 0,
-            atime: 0,
-            mtime: 0,
-            ctime: 0,
-            crtime: 0,
-            generation: 0,
+            ..crate::dir::dot_attr(ino)
         }
     }
 
