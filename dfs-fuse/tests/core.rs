@@ -714,6 +714,34 @@ async fn in_a_directory_made_here_an_absent_name_costs_no_round_trip_for_one_ttl
         "O_TRUNC truncates"
     );
     a.release(fh, ME).await.unwrap();
+    // What the kernel would refuse at open is refused here too: a directory, and a file
+    // whose mode bits do not let the caller in.
+    b.mknod(d, "subdir", FileKind::Dir, 0o755, 0, ME)
+        .await
+        .unwrap();
+    b.mknod(d, "private", FileKind::File, 0o600, 0, ME)
+        .await
+        .unwrap();
+    let e = a
+        .create_open(d, "subdir", 0o644, ME, libc::O_CREAT | libc::O_WRONLY)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::IsDir);
+    let stranger = dfs_proto::coord_msg::Caller {
+        uid: 2000,
+        gid: 2000,
+    };
+    let e = a
+        .create_open(
+            d,
+            "private",
+            0o644,
+            stranger,
+            libc::O_CREAT | libc::O_RDONLY,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unauthorized);
     // After the TTL, lookups go to the coordinator again.
     let (late, fh) = b.create(d, "late", 0o644, ME).await.unwrap();
     b.release(fh, ME).await.unwrap();
