@@ -18,7 +18,8 @@
 # Environment: DFS_PROFILE=debug|release (default debug) picks the build; DFS_BIN_DIR
 # overrides where the binaries are; DFS_NODE_TIMEOUT (default 3s) is how long the
 # coordinator waits for heartbeats before declaring a node down. DFS_COORD_ARGS,
-# DFS_NODE_ARGS and DFS_MOUNT_ARGS add flags to the coordinator, nodes and mount.
+# DFS_NODE_ARGS and DFS_MOUNT_ARGS add flags to the coordinator, nodes and mount; in
+# DFS_NODE_ARGS, {K} stands for the node's number (e.g. --metrics-listen 127.0.0.1:920{K}).
 # DFS_DURABLE_CLOSE=1 runs the coordinator and the nodes with --durable-close (every
 # change and every shard fsynced before it is acknowledged: docs/SEMANTICS.md).
 set -euo pipefail
@@ -128,6 +129,7 @@ up() {
       ${DFS_DURABLE_CLOSE:+--durable-close} ${DFS_COORD_ARGS:-}
     wait_for 20 test -s "$DIR/coord/addr" || die "coordinator did not start (see $DIR/logs/coord.log)"
   fi
+  local node_args=${DFS_NODE_ARGS:-}
   for k in $(seq 1 "$NODES"); do
     if ! alive "$DIR/pids/node-$k.pid"; then
       say "starting node-$k"
@@ -135,7 +137,7 @@ up() {
       rm -f "$DIR/node-$k/addr"
       start "node-$k" "$DIR/logs/node-$k.log" "$BIN/dfs-node" --data "$DIR/node-$k" --coord "$coord" \
         --certs "$DIR/certs" --cert-name "node-$k" --addr-file "$DIR/node-$k/addr" \
-        ${DFS_DURABLE_CLOSE:+--durable-close} ${DFS_NODE_ARGS:-}
+        ${DFS_DURABLE_CLOSE:+--durable-close} ${node_args//\{K\}/$k}
       wait_for 20 test -s "$DIR/node-$k/addr" || die "node-$k did not start (see $DIR/logs/node-$k.log)"
     fi
   done

@@ -12,6 +12,8 @@
 //!   `Sync`, every `--sync-interval`, or before each answer with `--durable-close`),
 //!   verified reads, deletes, listing, space accounting against capacity, and the node's
 //!   identity file.
+//! - `fanout`: the `shards/aa/bb` directories, created on first use and remembered, so a
+//!   put makes no `mkdir` into a directory it has seen.
 //! - [`shard_file`]: the byte layout of one shard file (header, per-block checksums, data).
 //! - [`access`]: the access table, which certificate roles may send which request.
 //! - [`metrics`]: the `--metrics-listen` endpoint and the node's storage gauges.
@@ -28,6 +30,7 @@ pub mod access;
 mod blocking;
 pub mod config;
 pub mod corruption;
+mod fanout;
 pub mod metrics;
 pub mod registration;
 pub mod replication;

@@ -12,6 +12,19 @@ use dfs_proto::{WireError, WireResult};
 use std::sync::Arc;
 use tracing::{debug, warn};
 
+/// Puts of at most this many bytes run on the async worker itself, not on the blocking
+/// pool, unless every put is fsynced (`--durable-close`).
+///
+/// Why: handing a put to the pool and back costs two thread wake-ups, and on a small,
+/// virtualised machine a wake-up is expensive. Measured on the 2-core test machine
+/// (1,000 files of 8 KB written one after the other, release build, 2026-12-07): a
+/// node took 0.86 ms per put through the pool and 0.49 ms inline; the same put run
+/// alone in a loop takes 0.07 ms. A small unsynced put is a few short system calls
+/// (create, write, rename) that block the worker only as long as a slow page-cache
+/// write would; an fsync can block for many milliseconds, so durable puts, and large
+/// puts, still go to the pool.
+const INLINE_PUT_MAX: usize = 64 * 1024;
+
 /// Serves `NodeRequest`s from one shard store.
 pub struct NodeService {
     store: Arc<ShardStore>,
@@ -44,7 +57,11 @@ impl Handler<NodeRequest, NodeResponse> for NodeService {
         match req {
             NodeRequest::Put { id, data } => {
                 debug!(peer = %peer.addr, shard = %id, len = data.len(), "put");
-                blocking(move || store.put(id, &data)).await?;
+                if data.len() <= INLINE_PUT_MAX && !store.durable_puts() {
+                    store.put(id, &data)?;
+                } else {
+                    blocking(move || store.put(id, &data)).await?;
+                }
                 Ok(NodeResponse::Stored)
             }
             NodeRequest::Get { id, range } => {

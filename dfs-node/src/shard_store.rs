@@ -23,6 +23,7 @@
 //!
 //! All methods do blocking file I/O: async callers run them in `spawn_blocking`.
 
+use crate::fanout::FanoutDirs;
 use crate::shard_file::{self, Header, HEADER_LEN};
 use anyhow::Context;
 use dfs_ops::durable;
@@ -63,6 +64,8 @@ pub struct ShardStore {
     synced: AtomicU64,
     /// One `syncfs` at a time; whoever waited for one finds its puts covered.
     syncing: Mutex<()>,
+    /// The `aa/bb` directories known to exist (fanout.rs).
+    fanout: FanoutDirs,
 }
 
 /// Space accounting. One mutex guards it *and* every change to the set of shard files
@@ -91,7 +94,7 @@ impl ShardStore {
         let node = load_or_create_node_id(root)?;
         let store = ShardStore {
             root: root.to_path_buf(),
-            shards_dir,
+            shards_dir: shards_dir.clone(),
             tmp_dir,
             node,
             limit,
@@ -103,6 +106,7 @@ impl ShardStore {
             installed: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             syncing: Mutex::new(()),
+            fanout: FanoutDirs::new(&shards_dir, false),
         };
         // The counters live in memory only; the directory is the truth, so rebuild them.
         let found = store
@@ -118,8 +122,14 @@ impl ShardStore {
 
     /// fsync every shard before acknowledging its put (`--durable-close`), as before the
     /// durability contract of docs/SEMANTICS.md made that optional.
+    /// Whether every put is fsynced before it is acknowledged.
+    pub fn durable_puts(&self) -> bool {
+        self.durable_puts
+    }
+
     pub fn with_durable_puts(mut self, on: bool) -> ShardStore {
         self.durable_puts = on;
+        self.fanout.set_durable(on);
         self
     }
 
@@ -219,7 +229,8 @@ impl ShardStore {
             .write_tmp(id, &prefix, data)
             .map_err(|e| io_failure("write", id, e))?;
         let dir = self
-            .fanout_dir(id)
+            .fanout
+            .dir(id.0[0], id.0[1])
             .map_err(|e| io_failure("create directory for", id, e))?;
         let path = dir.join(id.to_hex());
         {
@@ -231,8 +242,18 @@ impl ShardStore {
             };
             // 3. rename into place: atomic, so readers see no file or the whole file. Over
             //    an existing copy (damaged, or put concurrently) it is a harmless swap of
-            //    identical content.
-            fs::rename(&tmp.path, &path).map_err(|e| io_failure("install", id, e))?;
+            //    identical content. No such directory means it was removed behind the
+            //    store's back since it was remembered: make it again, once.
+            let installed = match fs::rename(&tmp.path, &path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tmp.path.exists() => {
+                    self.fanout.forget(id.0[0], id.0[1]);
+                    self.fanout
+                        .dir(id.0[0], id.0[1])
+                        .and_then(|_| fs::rename(&tmp.path, &path))
+                }
+                other => other,
+            };
+            installed.map_err(|e| io_failure("install", id, e))?;
             tmp.keep();
             space.used = space.used.saturating_sub(old.unwrap_or(0)) + file_len;
             if old.is_none() {
@@ -415,16 +436,6 @@ impl ShardStore {
     /// The only place a shard's path is built (see [`relative_path`]).
     fn shard_path(&self, id: ShardId) -> PathBuf {
         self.shards_dir.join(relative_path(id))
-    }
-
-    /// `shards/aa/bb`, created (durably) if this is its first shard.
-    fn fanout_dir(&self, id: ShardId) -> io::Result<PathBuf> {
-        // If two puts create the same directory at once, the loser may go on before the
-        // winner's fsync of the parent has finished; a crash in that instant could lose
-        // the directory. The window is microseconds on the first write to a directory.
-        let hex = id.to_hex();
-        let aa = durable::create_dir(&self.shards_dir, &hex[0..2])?;
-        durable::create_dir(&aa, &hex[2..4])
     }
 
     fn write_tmp(&self, id: ShardId, prefix: &[u8], data: &[u8]) -> io::Result<TmpFile> {

@@ -245,6 +245,25 @@ fn delete_frees_space() {
 }
 
 #[test]
+fn a_put_recreates_a_fanout_directory_removed_behind_the_stores_back() {
+    let d = tempfile::tempdir().unwrap();
+    for durable in [false, true] {
+        let s = open(&d.path().join(format!("durable-{durable}"))).with_durable_puts(durable);
+        let a = bytes(5_000, 21);
+        let id_a = ShardId::of(&a);
+        s.put(id_a, &a).unwrap();
+        // The store remembers shards/aa/bb now. Remove the directory with its shard, as an
+        // operator cleaning up by hand might, then put the same shard again: the rename
+        // finds no directory, and the put must make it again rather than fail.
+        let dir = s.shard_path(id_a).parent().unwrap().to_path_buf();
+        fs::remove_dir_all(&dir).unwrap();
+        s.put(id_a, &a).unwrap();
+        assert_eq!(s.get(id_a, None).unwrap(), a);
+        assert!(dir.is_dir());
+    }
+}
+
+#[test]
 fn reopen_rebuilds_counters_cleans_tmp_and_keeps_node_id() {
     let d = tempfile::tempdir().unwrap();
     let (node, stats, id) = {
