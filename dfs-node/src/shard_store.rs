@@ -120,13 +120,13 @@ impl ShardStore {
         Ok(store)
     }
 
-    /// fsync every shard before acknowledging its put (`--durable-close`), as before the
-    /// durability contract of docs/SEMANTICS.md made that optional.
     /// Whether every put is fsynced before it is acknowledged.
     pub fn durable_puts(&self) -> bool {
         self.durable_puts
     }
 
+    /// fsync every shard before acknowledging its put (`--durable-close`), as before the
+    /// durability contract of docs/SEMANTICS.md made that optional.
     pub fn with_durable_puts(mut self, on: bool) -> ShardStore {
         self.durable_puts = on;
         self.fanout.set_durable(on);
