@@ -18,7 +18,6 @@
 //!   exactly what the durability contract (docs/SEMANTICS.md) allows for unsynced puts.
 
 use dfs_ops::durable;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,21 +49,20 @@ impl FanoutDirs {
         self.durable = on;
     }
 
-    /// `shards/aa/bb` for a shard whose id starts with the bytes `aa`, `bb`, created if
-    /// this store has not seen it yet.
-    pub(crate) fn dir(&self, aa: u8, bb: u8) -> io::Result<PathBuf> {
+    /// Makes sure `shards/aa/bb` (for a shard whose ID starts with the bytes `aa`, `bb`)
+    /// exists. For a directory this store already knows, that is one atomic load: no
+    /// path is built, no system call made.
+    pub(crate) fn ensure(&self, aa: u8, bb: u8) -> io::Result<()> {
         let (word, bit) = slot(aa, bb);
-        let top = self.shards_dir.join(format!("{aa:02x}"));
-        let path = top.join(format!("{bb:02x}"));
         if self.known[word].load(Ordering::Acquire) & bit != 0 {
-            return Ok(path);
+            return Ok(());
         }
-        self.create(&self.shards_dir, &top)?;
-        self.create(&top, &path)?;
+        let (top, _) = self.make(&self.shards_dir, &format!("{aa:02x}"))?;
+        self.make(&top, &format!("{bb:02x}"))?;
         // Set only after the directory (and, when durable, its entry) is in place, so a
         // concurrent put that sees the bit can rely on it.
         self.known[word].fetch_or(bit, Ordering::AcqRel);
-        Ok(path)
+        Ok(())
     }
 
     /// Forgets `aa/bb`: the next put into it checks (and recreates) it.
@@ -73,16 +71,14 @@ impl FanoutDirs {
         self.known[word].fetch_and(!bit, Ordering::AcqRel);
     }
 
-    fn create(&self, parent: &Path, dir: &Path) -> io::Result<()> {
-        if self.durable {
-            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            return durable::create_dir(parent, name).map(|_| ());
+    /// `parent/name`, created if missing; the parent is fsynced only when durable and
+    /// this call created the entry.
+    fn make(&self, parent: &Path, name: &str) -> io::Result<(PathBuf, bool)> {
+        let (dir, created) = durable::ensure_dir(parent, name)?;
+        if self.durable && created {
+            durable::fsync_dir(parent)?;
         }
-        match fs::create_dir(dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e),
-        }
+        Ok((dir, created))
     }
 }
 
@@ -97,27 +93,28 @@ mod tests {
 
     #[test]
     fn a_directory_is_created_once_and_remembered_until_forgotten() {
+        use std::fs;
         let tmp = tempfile::tempdir().unwrap();
         let shards = tmp.path().join("shards");
         fs::create_dir(&shards).unwrap();
         for durable in [false, true] {
             let dirs = FanoutDirs::new(&shards, durable);
-            let p = dirs.dir(0xab, 0x01).unwrap();
-            assert_eq!(p, shards.join("ab").join("01"));
+            let p = shards.join("ab").join("01");
+            dirs.ensure(0xab, 0x01).unwrap();
             assert!(p.is_dir());
             // Known now: even if it vanished behind the store's back, no mkdir is made...
             fs::remove_dir(&p).unwrap();
-            assert_eq!(dirs.dir(0xab, 0x01).unwrap(), p);
+            dirs.ensure(0xab, 0x01).unwrap();
             assert!(!p.exists(), "a known directory must not be checked again");
             // ...until the caller forgets it, as a put does when its rename finds no
             // directory.
             dirs.forget(0xab, 0x01);
-            dirs.dir(0xab, 0x01).unwrap();
+            dirs.ensure(0xab, 0x01).unwrap();
             assert!(p.is_dir());
             // Neighbouring bits are separate directories.
             assert!(!shards.join("ab").join("02").exists());
-            dirs.dir(0xab, 0x02).unwrap();
-            dirs.dir(0xff, 0xff).unwrap();
+            dirs.ensure(0xab, 0x02).unwrap();
+            dirs.ensure(0xff, 0xff).unwrap();
             assert!(shards.join("ff").join("ff").is_dir());
             fs::remove_dir_all(&shards).unwrap();
             fs::create_dir(&shards).unwrap();

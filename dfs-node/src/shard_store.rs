@@ -228,11 +228,10 @@ impl ShardStore {
         let tmp = self
             .write_tmp(id, &prefix, data)
             .map_err(|e| io_failure("write", id, e))?;
-        let dir = self
-            .fanout
-            .dir(id.0[0], id.0[1])
+        self.fanout
+            .ensure(id.0[0], id.0[1])
             .map_err(|e| io_failure("create directory for", id, e))?;
-        let path = dir.join(id.to_hex());
+        let path = self.shard_path(id);
         {
             let mut space = self.space();
             let old = match fs::metadata(&path) {
@@ -248,8 +247,8 @@ impl ShardStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound && tmp.path.exists() => {
                     self.fanout.forget(id.0[0], id.0[1]);
                     self.fanout
-                        .dir(id.0[0], id.0[1])
-                        .and_then(|_| fs::rename(&tmp.path, &path))
+                        .ensure(id.0[0], id.0[1])
+                        .and_then(|()| fs::rename(&tmp.path, &path))
                 }
                 other => other,
             };
@@ -264,7 +263,8 @@ impl ShardStore {
         // 4. With --durable-close, fsync the directory so the rename itself survives a
         //    power cut before the writer is told the shard is stored.
         if self.durable_puts {
-            durable::fsync_dir(&dir).map_err(|e| io_failure("sync directory of", id, e))?;
+            let dir = path.parent().unwrap_or(&self.shards_dir);
+            durable::fsync_dir(dir).map_err(|e| io_failure("sync directory of", id, e))?;
         }
         self.installed.fetch_add(1, Ordering::AcqRel);
         Ok(())

@@ -34,14 +34,24 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 /// created, `parent` is fsynced so the new directory's own entry survives a crash:
 /// otherwise a file later written inside it could be lost with it.
 pub fn create_dir(parent: &Path, name: &str) -> io::Result<PathBuf> {
-    let dir = parent.join(name);
-    match fs::create_dir(&dir) {
-        Ok(()) => fsync_dir(parent)?,
-        // Someone (an earlier run, or a concurrent writer) created it already.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
+    let (dir, created) = ensure_dir(parent, name)?;
+    if created {
+        fsync_dir(parent)?;
     }
     Ok(dir)
+}
+
+/// `parent/name`, created if missing, and whether this call created it. No fsync: for a
+/// caller whose new directories are made durable by a later `syncfs` (or that fsyncs
+/// `parent` itself only when `created`).
+pub fn ensure_dir(parent: &Path, name: &str) -> io::Result<(PathBuf, bool)> {
+    let dir = parent.join(name);
+    match fs::create_dir(&dir) {
+        Ok(()) => Ok((dir, true)),
+        // Someone (an earlier run, or a concurrent writer) created it already.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok((dir, false)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Replaces `path` with `data` so that a reader (or a reboot) sees either the old file or
@@ -95,5 +105,13 @@ mod tests {
         let a = create_dir(d.path(), "a").unwrap();
         assert_eq!(create_dir(d.path(), "a").unwrap(), a);
         assert!(a.is_dir());
+    }
+
+    #[test]
+    fn ensure_dir_says_whether_it_created() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, created) = ensure_dir(d.path(), "a").unwrap();
+        assert!(created && a.is_dir());
+        assert_eq!(ensure_dir(d.path(), "a").unwrap(), (a, false));
     }
 }
