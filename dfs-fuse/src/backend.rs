@@ -90,6 +90,13 @@ impl Backend for Remote {
         req: &NodeRequest,
         deadline: Duration,
     ) -> WireResult<NodeResponse> {
-        self.nodes.call(addr, req, deadline).await
+        match req {
+            // The shard's bytes go to quinn as they are, not copied into a frame per node.
+            NodeRequest::Put { id, data } => {
+                let frame = NodeRequest::put_frame(*id, data.clone())?;
+                self.nodes.call_frame(addr, &frame, deadline).await
+            }
+            _ => self.nodes.call(addr, req, deadline).await,
+        }
     }
 }

@@ -133,7 +133,7 @@ mod tests {
         let d = Duration::from_secs(1);
         let put = NodeRequest::Put {
             id,
-            data: b"abc".to_vec(),
+            data: b"abc".to_vec().into(),
         };
         b.node("n:1", &put, d).await.unwrap();
         b.node("n:1", &NodeRequest::Get { id, range: None }, d)

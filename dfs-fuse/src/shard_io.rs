@@ -238,26 +238,29 @@ impl<B: Backend> ShardIo<B> {
     /// caller can keep them and retry: a failed upload must never be the reason data is lost.
     pub async fn store(&self, data: Vec<u8>) -> Result<Stored, (WireError, Vec<u8>)> {
         let (id, data) = hash_off_worker(data).await?;
-        let req = Arc::new(NodeRequest::Put { id, data });
+        // As `Bytes`, the shard is sent to every target from this one buffer (see
+        // `Remote::node`): no copy per target.
+        let req = NodeRequest::Put {
+            id,
+            data: data.into(),
+        };
         match self.store_inner(id, &req).await {
             Ok(s) => Ok(s),
             Err(e) => {
-                let data = match Arc::try_unwrap(req) {
-                    Ok(NodeRequest::Put { data, .. }) => data,
-                    Ok(_) => Vec::new(),
-                    Err(arc) => match &*arc {
-                        NodeRequest::Put { data, .. } => data.clone(),
-                        _ => Vec::new(),
-                    },
+                // Every send has finished, so this is the buffer's last reference and
+                // turning it back into a Vec copies nothing.
+                let data = match req {
+                    NodeRequest::Put { data, .. } => Vec::from(data),
+                    _ => Vec::new(),
                 };
                 Err((e, data))
             }
         }
     }
 
-    async fn store_inner(&self, id: ShardId, req: &Arc<NodeRequest>) -> WireResult<Stored> {
+    async fn store_inner(&self, id: ShardId, req: &NodeRequest) -> WireResult<Stored> {
         let (backend, health, deadline) = (&*self.backend, &self.health, self.deadline);
-        let len = match &**req {
+        let len = match req {
             NodeRequest::Put { data, .. } => data.len(),
             _ => 0,
         };
@@ -299,10 +302,9 @@ impl<B: Backend> ShardIo<B> {
             } else {
                 good.into_iter().chain(suspect).collect()
             };
-            let puts = targets.iter().map(|t| {
-                let req = req.clone();
-                async move { (t, backend.node(&t.addr, &req, deadline).await) }
-            });
+            let puts = targets
+                .iter()
+                .map(|t| async move { (t, backend.node(&t.addr, req, deadline).await) });
             for (t, r) in join_all(puts).await {
                 match r {
                     Ok(NodeResponse::Stored) => {

@@ -83,7 +83,7 @@ async fn scrape_shows_storage_and_request_metrics() {
     let id = ShardId::of(&bytes);
     let put = NodeRequest::Put {
         id,
-        data: bytes.clone(),
+        data: bytes.clone().into(),
     };
     let r: WireResult<NodeResponse> = c.call(&addr, &put, d).await;
     assert!(matches!(r, Ok(NodeResponse::Stored)), "{r:?}");

@@ -72,7 +72,7 @@ async fn put_get_delete_status_over_quic() {
     let id = ShardId::of(&bytes);
     let r = call(NodeRequest::Put {
         id,
-        data: bytes.clone(),
+        data: bytes.clone().into(),
     })
     .await;
     assert!(matches!(r, Ok(NodeResponse::Stored)), "{r:?}");
@@ -103,7 +103,7 @@ async fn put_get_delete_status_over_quic() {
     // Wrong content for the id is refused, and reported as such.
     let wrong = call(NodeRequest::Put {
         id: ShardId::of(b"something else"),
-        data: bytes.clone(),
+        data: bytes.clone().into(),
     })
     .await
     .unwrap_err();

@@ -178,7 +178,15 @@ impl Cluster {
     async fn put(&self, addr: &str, data: &[u8]) -> ShardId {
         let id = ShardId::of(data);
         let data = data.to_vec();
-        let r = self.call(addr, NodeRequest::Put { id, data }).await;
+        let r = self
+            .call(
+                addr,
+                NodeRequest::Put {
+                    id,
+                    data: data.into(),
+                },
+            )
+            .await;
         assert!(matches!(r, Ok(NodeResponse::Stored)), "{r:?}");
         id
     }

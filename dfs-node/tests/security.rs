@@ -94,7 +94,7 @@ async fn every_node_request_is_accepted_only_from_its_roles() {
         (
             NodeRequest::Put {
                 id,
-                data: data.clone(),
+                data: data.clone().into(),
             },
             &["client"],
         ),
@@ -147,7 +147,7 @@ async fn a_client_cannot_delete_a_shard() {
             &node.addr,
             &NodeRequest::Put {
                 id,
-                data: data.clone(),
+                data: data.clone().into(),
             },
             DEADLINE,
         )
@@ -177,7 +177,13 @@ fn sample_requests() -> Vec<(&'static str, Vec<u8>)> {
     let id = ShardId::of(&data);
     [
         ("read", NodeRequest::Get { id, range: None }),
-        ("write", NodeRequest::Put { id, data }),
+        (
+            "write",
+            NodeRequest::Put {
+                id,
+                data: data.into(),
+            },
+        ),
         ("list", NodeRequest::Status),
         ("delete", NodeRequest::Delete { id }),
     ]
@@ -226,7 +232,14 @@ async fn a_revoked_client_is_refused_without_a_restart() {
     let id = ShardId::of(&data);
     let get = NodeRequest::Get { id, range: None };
     let put: NodeResponse = c
-        .call(&node.addr, &NodeRequest::Put { id, data }, DEADLINE)
+        .call(
+            &node.addr,
+            &NodeRequest::Put {
+                id,
+                data: data.into(),
+            },
+            DEADLINE,
+        )
         .await
         .unwrap();
     assert!(matches!(put, NodeResponse::Stored));
@@ -304,7 +317,14 @@ async fn bad_frames_fail_their_stream_with_a_clear_error_and_the_node_goes_on() 
     let data = b"after the garbage".to_vec();
     let id = ShardId::of(&data);
     let r: NodeResponse = c
-        .call(&node.addr, &NodeRequest::Put { id, data }, DEADLINE)
+        .call(
+            &node.addr,
+            &NodeRequest::Put {
+                id,
+                data: data.into(),
+            },
+            DEADLINE,
+        )
         .await
         .unwrap();
     assert!(matches!(r, NodeResponse::Stored));

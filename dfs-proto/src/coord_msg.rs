@@ -475,6 +475,12 @@ pub enum CoordRequest {
     Sync,
 }
 
+impl crate::frame::FromFrame for CoordRequest {
+    fn from_frame(payload: Vec<u8>) -> Result<Self, crate::frame::FrameError> {
+        crate::frame::decode(&payload)
+    }
+}
+
 impl CoordRequest {
     /// The request's name, in snake case: the `op` label of the RPC metrics and the name
     /// in "may not send" errors.

@@ -63,6 +63,56 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
 
 /// Decodes the part of a frame after its length prefix: version, then body.
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
+    Ok(postcard::from_bytes(body(payload)?)?)
+}
+
+/// One frame ready to send, as the pieces quinn takes without copying them
+/// (`SendStream::write_chunk`). Cloning it clones reference counts, not bytes: a shard
+/// sent to R nodes is encoded once and its bytes exist once in the sender's memory.
+#[derive(Debug, Clone)]
+pub struct Frame(Vec<bytes::Bytes>);
+
+impl Frame {
+    /// `msg` encoded as one piece.
+    pub fn of<T: Serialize>(msg: &T) -> Result<Frame, FrameError> {
+        Ok(Frame(vec![bytes::Bytes::from(encode(msg)?)]))
+    }
+
+    /// A frame whose message ends in a byte string: `head` is the message encoded with
+    /// that byte string empty, `tail` the bytes themselves, which are not copied. It relies
+    /// on two facts of postcard's format (checked by the tests of its users): fields are
+    /// laid out in order with no padding, and a byte string is its length as a varint
+    /// followed by the bytes, so an empty one is the single byte 0 at the very end.
+    pub(crate) fn with_tail(mut head: Vec<u8>, tail: bytes::Bytes) -> Result<Frame, FrameError> {
+        if head.len() <= HEADER || head.pop() != Some(0) {
+            return Err(FrameError::Truncated);
+        }
+        let mut head = postcard::to_extend(&(tail.len() as u64), head)?;
+        let len = u32::try_from(head.len() - 4 + tail.len()).map_err(|_| FrameError::TooLarge {
+            len: u32::MAX,
+            cap: MAX_FRAME,
+        })?;
+        head[..4].copy_from_slice(&len.to_le_bytes());
+        Ok(Frame(vec![bytes::Bytes::from(head), tail]))
+    }
+
+    /// The pieces, in order, for `write_chunks`.
+    pub fn pieces(&self) -> &[bytes::Bytes] {
+        &self.0
+    }
+
+    /// Bytes in the frame, header included.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|b| b.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The version check of [`decode`], for decoders of their own: the body after it.
+pub(crate) fn body(payload: &[u8]) -> Result<&[u8], FrameError> {
     let Some((ver, body)) = payload.split_first_chunk::<2>() else {
         return Err(FrameError::Truncated);
     };
@@ -70,7 +120,36 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
     if got != PROTOCOL_VERSION {
         return Err(FrameError::Version { got });
     }
-    Ok(postcard::from_bytes(body)?)
+    Ok(body)
+}
+
+/// How a server turns the bytes of one request frame (after its length prefix) into the
+/// request. Most types are decoded by postcard as they are ([`decode`]); a type may
+/// instead keep parts of the buffer it is given, as a `Put` keeps its shard's bytes
+/// where they were received instead of copying a megabyte out of the frame.
+pub trait FromFrame: Sized {
+    fn from_frame(payload: Vec<u8>) -> Result<Self, FrameError>;
+}
+
+impl FromFrame for String {
+    fn from_frame(payload: Vec<u8>) -> Result<Self, FrameError> {
+        decode(&payload)
+    }
+}
+
+/// Serde for a `bytes::Bytes` field, encoded exactly as `serde_bytes` encodes a
+/// `Vec<u8>` (so the wire format does not change). Decoding copies, as for a `Vec`: a
+/// type that wants to keep the received buffer implements [`FromFrame`] itself.
+pub mod bytes_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bytes::Bytes, D::Error> {
+        serde_bytes::ByteBuf::deserialize(d).map(|b| bytes::Bytes::from(b.into_vec()))
+    }
 }
 
 /// Writes one frame.
@@ -169,7 +248,7 @@ mod tests {
         let data = vec![7u8; 1000];
         let msg = NodeRequest::Put {
             id: ShardId::of(&data),
-            data: data.clone(),
+            data: data.clone().into(),
         };
         let buf = encode(&msg).unwrap();
         let got: NodeRequest = read_msg(&mut &buf[..], MAX_FRAME).await.unwrap();

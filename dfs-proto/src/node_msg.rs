@@ -10,7 +10,9 @@
 //! | `Replicate`        | `Stored`                  | `Unavailable`, `NoSpace`             |
 //! | `Sync`             | `Synced`                  | `Invalid` (too many IDs)             |
 
+use crate::frame::{self, Frame, FrameError, FromFrame};
 use crate::ids::{NodeId, ShardId};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,8 +23,8 @@ pub enum NodeRequest {
     /// on a node run with `--durable-close`). Storing a shard it already has is a no-op.
     Put {
         id: ShardId,
-        #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        #[serde(with = "crate::frame::bytes_serde")]
+        data: Bytes,
     },
     /// Read a whole shard (`range: None`) or `len` bytes at `offset`. The node verifies
     /// every 64 KiB block it reads against the checksum kept for it with the shard; for a
@@ -65,6 +67,52 @@ impl NodeRequest {
     }
 }
 
+/// The first byte of a `Put`'s body: its variant index, a varint (postcard numbers enum
+/// variants in declaration order). Checked by the tests below against what postcard writes.
+const PUT_TAG: u8 = 0;
+
+/// A `Put` as postcard lays it out after the tag, borrowing the shard's bytes from the
+/// received frame.
+#[derive(Deserialize)]
+struct PutRef<'a> {
+    id: ShardId,
+    #[serde(borrow)]
+    data: &'a [u8],
+}
+
+impl NodeRequest {
+    /// A `Put` of `data` as shard `id`, encoded for sending without copying `data`: a
+    /// mount sends each shard to R nodes from this one frame.
+    pub fn put_frame(id: ShardId, data: Bytes) -> Result<Frame, FrameError> {
+        let head = frame::encode(&NodeRequest::Put {
+            id,
+            data: Bytes::new(),
+        })?;
+        Frame::with_tail(head, data)
+    }
+}
+
+impl FromFrame for NodeRequest {
+    /// A `Put` keeps its bytes in the buffer they were received into (a `Bytes` slice of
+    /// it), instead of postcard copying a megabyte out of the frame; every other request
+    /// is decoded as usual. A `Put` must end exactly where its frame ends.
+    fn from_frame(payload: Vec<u8>) -> Result<Self, FrameError> {
+        let body = frame::body(&payload)?;
+        let Some((&PUT_TAG, rest)) = body.split_first() else {
+            return frame::decode(&payload);
+        };
+        let (put, trailing) = postcard::take_from_bytes::<PutRef>(rest)?;
+        if !trailing.is_empty() {
+            return Err(FrameError::Trailing);
+        }
+        let (id, len) = (put.id, put.data.len());
+        // Where the bytes start in `payload`: the borrowed slice points into it.
+        let start = put.data.as_ptr() as usize - payload.as_ptr() as usize;
+        let data = Bytes::from(payload).slice(start..start + len);
+        Ok(NodeRequest::Put { id, data })
+    }
+}
+
 /// A byte range inside one shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByteRange {
@@ -102,4 +150,73 @@ pub struct NodeStats {
 pub struct NodeStatus {
     pub node: NodeId,
     pub stats: NodeStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined(f: &Frame) -> Vec<u8> {
+        f.pieces().iter().flat_map(|b| b.iter().copied()).collect()
+    }
+
+    fn put_of(req: NodeRequest) -> (ShardId, Bytes) {
+        match req {
+            NodeRequest::Put { id, data } => (id, data),
+            other => panic!("expected a Put, got {other:?}"),
+        }
+    }
+
+    /// The two-piece frame is byte for byte what postcard writes for the whole message,
+    /// and the server's zero-copy decoder reads it (and postcard's encoding) back, for
+    /// lengths on both sides of each varint boundary.
+    #[test]
+    fn a_put_frame_matches_postcard_and_decodes_without_copying() {
+        for len in [0usize, 1, 127, 128, 16_383, 16_384, 1 << 20] {
+            let data = Bytes::from((0..len).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>());
+            let id = ShardId::of(&data);
+            let whole = frame::encode(&NodeRequest::Put {
+                id,
+                data: data.clone(),
+            })
+            .unwrap();
+            assert_eq!(whole[6], PUT_TAG, "Put is no longer variant 0");
+            let f = NodeRequest::put_frame(id, data.clone()).unwrap();
+            assert_eq!(joined(&f), whole, "len {len}");
+            assert_eq!(f.len(), whole.len());
+            // The bytes were not copied into the frame.
+            assert_eq!(f.pieces()[1].as_ptr(), data.as_ptr());
+            let (got_id, got) = put_of(NodeRequest::from_frame(whole[4..].to_vec()).unwrap());
+            assert_eq!((got_id, &got[..]), (id, &data[..]), "len {len}");
+        }
+    }
+
+    #[test]
+    fn the_decoder_refuses_what_postcard_refuses_and_trailing_bytes() {
+        let data = Bytes::from_static(b"some shard bytes");
+        let whole = frame::encode(&NodeRequest::Put {
+            id: ShardId::of(&data),
+            data,
+        })
+        .unwrap();
+        let payload = &whole[4..];
+        let cut = NodeRequest::from_frame(payload[..payload.len() - 1].to_vec());
+        assert!(matches!(cut, Err(FrameError::Decode(_))), "{cut:?}");
+        let mut long = payload.to_vec();
+        long.push(0);
+        let r = NodeRequest::from_frame(long);
+        assert!(matches!(r, Err(FrameError::Trailing)), "{r:?}");
+        let mut old = payload.to_vec();
+        old[0] ^= 1;
+        let r = NodeRequest::from_frame(old);
+        assert!(matches!(r, Err(FrameError::Version { .. })), "{r:?}");
+        // Other requests go through postcard as they are.
+        let ids = vec![ShardId::of(b"a"), ShardId::of(b"b")];
+        let sync = frame::encode(&NodeRequest::Sync { ids: ids.clone() }).unwrap();
+        match NodeRequest::from_frame(sync[4..].to_vec()).unwrap() {
+            NodeRequest::Sync { ids: got } => assert_eq!(got, ids),
+            other => panic!("{other:?}"),
+        }
+        assert!(NodeRequest::from_frame(vec![]).is_err());
+    }
 }

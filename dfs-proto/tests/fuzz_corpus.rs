@@ -107,7 +107,7 @@ fn samples() -> (
     let node = vec![
         NodeRequest::Put {
             id,
-            data: b"seed".to_vec(),
+            data: b"seed".to_vec().into(),
         },
         NodeRequest::Get { id, range: None },
         NodeRequest::Get {

@@ -204,7 +204,7 @@ impl Backend for Cluster {
                 if !id.matches(data) {
                     return Err(WireError::corrupt("hash mismatch"));
                 }
-                store.insert(*id, data.clone());
+                store.insert(*id, data.to_vec());
                 Ok(NodeResponse::Stored)
             }
             NodeRequest::Get { id, range } => {

@@ -3,7 +3,7 @@
 
 use super::close;
 use crate::access::Role;
-use crate::frame::{encode, read_end, read_msg, MAX_FRAME};
+use crate::frame::{read_end, read_msg, Frame, MAX_FRAME};
 use crate::tls::ClusterTls;
 use crate::{WireError, WireResult};
 use anyhow::{Context, Result};
@@ -88,7 +88,23 @@ impl RpcClient {
         Req: Serialize,
         Resp: DeserializeOwned,
     {
-        match self.attempt(addr, req, deadline).await {
+        // Encoding cannot fail for our message types; it is not the connection's fault.
+        let frame = Frame::of(req).map_err(WireError::from)?;
+        self.call_frame(addr, &frame, deadline).await
+    }
+
+    /// [`call`](Self::call) with a request already encoded: a sender that sends the same
+    /// request to several servers (a shard to R nodes) encodes it once.
+    pub async fn call_frame<Resp>(
+        &self,
+        addr: &str,
+        frame: &Frame,
+        deadline: Duration,
+    ) -> WireResult<Resp>
+    where
+        Resp: DeserializeOwned,
+    {
+        match self.attempt(addr, frame, deadline).await {
             Ok(answer) => answer,
             Err(Failure::NotSent(e) | Failure::Lost(e)) => Err(e),
         }
@@ -116,13 +132,14 @@ impl RpcClient {
         Req: Serialize,
         Resp: DeserializeOwned,
     {
+        let frame = Frame::of(req).map_err(WireError::from)?;
         let give_up = tokio::time::Instant::now() + window;
         let mut backoff = Duration::from_millis(20);
         loop {
             let left = give_up.saturating_duration_since(tokio::time::Instant::now());
             // Every attempt gets a useful slice of time, even the last.
             let this = deadline.min(left).max(Duration::from_millis(200));
-            let e = match self.attempt(addr, req, this).await {
+            let e = match self.attempt(addr, &frame, this).await {
                 Ok(answer) => return answer,
                 Err(Failure::NotSent(e)) => e,
                 Err(Failure::Lost(e)) if idempotent => e,
@@ -138,17 +155,16 @@ impl RpcClient {
     }
 
     /// One try: the server's answer, or how the transport failed.
-    async fn attempt<Req, Resp>(
+    async fn attempt<Resp>(
         &self,
         addr: &str,
-        req: &Req,
+        frame: &Frame,
         deadline: Duration,
     ) -> Result<WireResult<Resp>, Failure>
     where
-        Req: Serialize,
         Resp: DeserializeOwned,
     {
-        match tokio::time::timeout(deadline, self.call_inner(addr, req)).await {
+        match tokio::time::timeout(deadline, self.call_inner(addr, frame)).await {
             Ok(r) => r,
             Err(_) => {
                 // The connection may be wedged (peer frozen): drop it so the next call
@@ -161,13 +177,8 @@ impl RpcClient {
         }
     }
 
-    async fn call_inner<Req, Resp>(
-        &self,
-        addr: &str,
-        req: &Req,
-    ) -> Result<WireResult<Resp>, Failure>
+    async fn call_inner<Resp>(&self, addr: &str, frame: &Frame) -> Result<WireResult<Resp>, Failure>
     where
-        Req: Serialize,
         Resp: DeserializeOwned,
     {
         // A cached connection may have died since its last use; opening a stream on it
@@ -189,15 +200,12 @@ impl RpcClient {
                 }
             }
         };
-        // Encoding cannot fail for our message types; it is not the connection's fault.
-        let buf = match encode(req) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(WireError::from(e))),
-        };
-        // As `Bytes`, which quinn sends without copying them into its own buffer first.
-        // From here on the server may have received the request.
+        // As `Bytes`, which quinn sends without copying them into its own buffer first
+        // (cloning them clones reference counts). From here on the server may have
+        // received the request.
         // (The close code is read before `forget`, whose local close would replace it.)
-        if let Err(e) = send.write_chunk(Bytes::from(buf)).await {
+        let mut pieces: Vec<Bytes> = frame.pieces().to_vec();
+        if let Err(e) = send.write_all_chunks(&mut pieces).await {
             let failure = lost_or_unread(&conn, format!("send request to {addr}: {e}"));
             self.forget(addr);
             return Err(failure);
