@@ -481,6 +481,8 @@ impl crate::frame::FromFrame for CoordRequest {
     }
 }
 
+impl crate::frame::ToFrame for CoordResponse {}
+
 impl CoordRequest {
     /// The request's name, in snake case: the `op` label of the RPC metrics and the name
     /// in "may not send" errors.

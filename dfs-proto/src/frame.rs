@@ -101,6 +101,11 @@ impl Frame {
         &self.0
     }
 
+    /// The pieces, for a sender that sends the frame once.
+    pub fn into_pieces(self) -> Vec<bytes::Bytes> {
+        self.0
+    }
+
     /// Bytes in the frame, header included.
     pub fn len(&self) -> usize {
         self.0.iter().map(|b| b.len()).sum()
@@ -136,6 +141,17 @@ impl FromFrame for String {
         decode(&payload)
     }
 }
+
+/// How a server encodes its answer to one request. The default encodes it as it is
+/// ([`Frame::of`]); a type may instead hand large byte strings to quinn without copying
+/// them into the frame, as a node's `Data` answer does with the shard it read.
+pub trait ToFrame: Serialize + Sized {
+    fn answer_frame(answer: crate::WireResult<Self>) -> Result<Frame, FrameError> {
+        Frame::of(&answer)
+    }
+}
+
+impl ToFrame for String {}
 
 /// Serde for a `bytes::Bytes` field, encoded exactly as `serde_bytes` encodes a
 /// `Vec<u8>` (so the wire format does not change). Decoding copies, as for a `Vec`: a

@@ -10,8 +10,9 @@
 //! | `Replicate`        | `Stored`                  | `Unavailable`, `NoSpace`             |
 //! | `Sync`             | `Synced`                  | `Invalid` (too many IDs)             |
 
-use crate::frame::{self, Frame, FrameError, FromFrame};
+use crate::frame::{self, Frame, FrameError, FromFrame, ToFrame};
 use crate::ids::{NodeId, ShardId};
+use crate::WireResult;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +114,20 @@ impl FromFrame for NodeRequest {
     }
 }
 
+impl ToFrame for NodeResponse {
+    /// A shard read for a `Get` goes to quinn as it was read from disk, not copied into
+    /// the frame first.
+    fn answer_frame(answer: WireResult<Self>) -> Result<Frame, FrameError> {
+        match answer {
+            Ok(NodeResponse::Data(data)) => {
+                let head = frame::encode(&WireResult::Ok(NodeResponse::Data(Vec::new())))?;
+                Frame::with_tail(head, Bytes::from(data))
+            }
+            other => Frame::of(&other),
+        }
+    }
+}
+
 /// A byte range inside one shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByteRange {
@@ -189,6 +204,26 @@ mod tests {
             let (got_id, got) = put_of(NodeRequest::from_frame(whole[4..].to_vec()).unwrap());
             assert_eq!((got_id, &got[..]), (id, &data[..]), "len {len}");
         }
+    }
+
+    /// A `Data` answer sent in two pieces is what postcard writes for it; other answers
+    /// are one piece.
+    #[test]
+    fn a_data_answer_matches_postcard() {
+        for len in [0usize, 5, 200, 1 << 20] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 13) as u8).collect();
+            let answer: WireResult<NodeResponse> = Ok(NodeResponse::Data(data.clone()));
+            let whole = frame::encode(&answer).unwrap();
+            let f = NodeResponse::answer_frame(answer).unwrap();
+            assert_eq!(f.pieces().len(), 2);
+            assert_eq!(joined(&f), whole, "len {len}");
+            let back: WireResult<NodeResponse> = frame::decode(&whole[4..]).unwrap();
+            assert!(matches!(back, Ok(NodeResponse::Data(d)) if d == data));
+        }
+        let err: WireResult<NodeResponse> = Err(crate::WireError::not_found("gone"));
+        let whole = frame::encode(&err).unwrap();
+        let f = NodeResponse::answer_frame(err).unwrap();
+        assert_eq!((f.pieces().len(), joined(&f)), (1, whole));
     }
 
     #[test]

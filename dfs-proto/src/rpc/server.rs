@@ -3,14 +3,12 @@
 //! without cutting off what is running.
 
 use super::{close, Handler, Peer};
-use crate::frame::{read_end, read_len, read_payload, FrameError, FromFrame, MAX_FRAME};
+use crate::frame::{read_end, read_len, read_payload, FrameError, FromFrame, ToFrame, MAX_FRAME};
 use crate::revocation::DenyList;
 use crate::tls::{peer_certificate, peer_roles, ClusterTls};
 use crate::WireResult;
 use anyhow::{Context, Result};
-use bytes::Bytes;
 use rustls::pki_types::CertificateDer;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::net::{IpAddr, SocketAddr};
@@ -129,7 +127,7 @@ pub async fn serve<Req, Resp, H>(
     shutdown: impl Future<Output = ()>,
 ) where
     Req: FromFrame + Send + 'static,
-    Resp: Serialize + Send + 'static,
+    Resp: ToFrame + Send + 'static,
     H: Handler<Req, Resp>,
 {
     serve_with(endpoint, handler, ServerOptions::default(), shutdown).await
@@ -153,7 +151,7 @@ pub async fn serve_with<Req, Resp, H>(
     shutdown: impl Future<Output = ()>,
 ) where
     Req: FromFrame + Send + 'static,
-    Resp: Serialize + Send + 'static,
+    Resp: ToFrame + Send + 'static,
     H: Handler<Req, Resp>,
 {
     let limits = opts.limits;
@@ -324,7 +322,7 @@ async fn serve_connection<Req, Resp, H>(
     mut ctx: ConnCtx,
 ) where
     Req: FromFrame + Send + 'static,
-    Resp: Serialize + Send + 'static,
+    Resp: ToFrame + Send + 'static,
     H: Handler<Req, Resp>,
 {
     // This connection's running requests: the idle timer never closes a connection in
@@ -383,17 +381,17 @@ async fn serve_connection<Req, Resp, H>(
                 }
             };
             // Encode before the first await so the response need not be `Sync`.
-            let buf = match crate::frame::encode(&resp) {
-                Ok(b) => b,
+            let frame = match Resp::answer_frame(resp) {
+                Ok(f) => f,
                 Err(e) => {
                     warn!("failed to encode response: {e}");
                     return;
                 }
             };
-            drop(resp);
             // Handed to quinn as `Bytes`, which it keeps without copying (`write_all(&buf)`
             // would copy the whole frame, a megabyte for a shard, into its send buffer).
-            if let Err(e) = send.write_chunk(Bytes::from(buf)).await {
+            let mut pieces = frame.into_pieces();
+            if let Err(e) = send.write_all_chunks(&mut pieces).await {
                 debug!("failed to send response: {e}");
                 return;
             }
