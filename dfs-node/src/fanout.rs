@@ -57,7 +57,7 @@ impl FanoutDirs {
         if self.known[word].load(Ordering::Acquire) & bit != 0 {
             return Ok(());
         }
-        let (top, _) = self.make(&self.shards_dir, &format!("{aa:02x}"))?;
+        let top = self.make(&self.shards_dir, &format!("{aa:02x}"))?;
         self.make(&top, &format!("{bb:02x}"))?;
         // Set only after the directory (and, when durable, its entry) is in place, so a
         // concurrent put that sees the bit can rely on it.
@@ -73,12 +73,12 @@ impl FanoutDirs {
 
     /// `parent/name`, created if missing; the parent is fsynced only when durable and
     /// this call created the entry.
-    fn make(&self, parent: &Path, name: &str) -> io::Result<(PathBuf, bool)> {
+    fn make(&self, parent: &Path, name: &str) -> io::Result<PathBuf> {
         let (dir, created) = durable::ensure_dir(parent, name)?;
         if self.durable && created {
             durable::fsync_dir(parent)?;
         }
-        Ok((dir, created))
+        Ok(dir)
     }
 }
 

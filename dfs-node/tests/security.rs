@@ -91,13 +91,7 @@ async fn every_node_request_is_accepted_only_from_its_roles() {
     let id = ShardId::of(&data);
     // The expected table, written independently of src/access.rs.
     let table: Vec<(NodeRequest, &[&str])> = vec![
-        (
-            NodeRequest::Put {
-                id,
-                data: data.clone().into(),
-            },
-            &["client"],
-        ),
+        (put_of(&data), &["client"]),
         (NodeRequest::Get { id, range: None }, &["client", "node-2"]),
         (NodeRequest::Status, &["coord", "admin"]),
         (
@@ -142,17 +136,7 @@ async fn a_client_cannot_delete_a_shard() {
     let c = client(certs.path(), "client");
     let data = b"precious".to_vec();
     let id = ShardId::of(&data);
-    let put: NodeResponse = c
-        .call(
-            &node.addr,
-            &NodeRequest::Put {
-                id,
-                data: data.clone().into(),
-            },
-            DEADLINE,
-        )
-        .await
-        .unwrap();
+    let put: NodeResponse = c.call(&node.addr, &put_of(&data), DEADLINE).await.unwrap();
     assert!(matches!(put, NodeResponse::Stored));
     let e = c
         .call::<_, NodeResponse>(&node.addr, &NodeRequest::Delete { id }, DEADLINE)
@@ -171,19 +155,21 @@ async fn a_client_cannot_delete_a_shard() {
     node.stop().await;
 }
 
+/// A `Put` of `data` under its own ID.
+fn put_of(data: &[u8]) -> NodeRequest {
+    NodeRequest::Put {
+        id: ShardId::of(data),
+        data: data.to_vec().into(),
+    }
+}
+
 /// Requests that read, write, list and delete, as raw frames.
 fn sample_requests() -> Vec<(&'static str, Vec<u8>)> {
     let data = b"intruder data".to_vec();
     let id = ShardId::of(&data);
     [
         ("read", NodeRequest::Get { id, range: None }),
-        (
-            "write",
-            NodeRequest::Put {
-                id,
-                data: data.into(),
-            },
-        ),
+        ("write", put_of(&data)),
         ("list", NodeRequest::Status),
         ("delete", NodeRequest::Delete { id }),
     ]
@@ -231,17 +217,7 @@ async fn a_revoked_client_is_refused_without_a_restart() {
     let data = b"before".to_vec();
     let id = ShardId::of(&data);
     let get = NodeRequest::Get { id, range: None };
-    let put: NodeResponse = c
-        .call(
-            &node.addr,
-            &NodeRequest::Put {
-                id,
-                data: data.into(),
-            },
-            DEADLINE,
-        )
-        .await
-        .unwrap();
+    let put: NodeResponse = c.call(&node.addr, &put_of(&data), DEADLINE).await.unwrap();
     assert!(matches!(put, NodeResponse::Stored));
 
     dfs_proto::revocation::revoke(certs.path(), "client").unwrap();
@@ -315,18 +291,7 @@ async fn bad_frames_fail_their_stream_with_a_clear_error_and_the_node_goes_on() 
     // The node still serves everyone, on a connection it has served before or a new one.
     let c = client(certs.path(), "client");
     let data = b"after the garbage".to_vec();
-    let id = ShardId::of(&data);
-    let r: NodeResponse = c
-        .call(
-            &node.addr,
-            &NodeRequest::Put {
-                id,
-                data: data.into(),
-            },
-            DEADLINE,
-        )
-        .await
-        .unwrap();
+    let r: NodeResponse = c.call(&node.addr, &put_of(&data), DEADLINE).await.unwrap();
     assert!(matches!(r, NodeResponse::Stored));
     node.stop().await;
 }

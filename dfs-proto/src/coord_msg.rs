@@ -475,11 +475,7 @@ pub enum CoordRequest {
     Sync,
 }
 
-impl crate::frame::FromFrame for CoordRequest {
-    fn from_frame(payload: Vec<u8>) -> Result<Self, crate::frame::FrameError> {
-        crate::frame::decode(&payload)
-    }
-}
+impl crate::frame::FromFrame for CoordRequest {}
 
 impl crate::frame::ToFrame for CoordResponse {}
 

@@ -105,15 +105,6 @@ impl Frame {
     pub fn into_pieces(self) -> Vec<bytes::Bytes> {
         self.0
     }
-
-    /// Bytes in the frame, header included.
-    pub fn len(&self) -> usize {
-        self.0.iter().map(|b| b.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The version check of [`decode`], for decoders of their own: the body after it.
@@ -132,15 +123,13 @@ pub(crate) fn body(payload: &[u8]) -> Result<&[u8], FrameError> {
 /// request. Most types are decoded by postcard as they are ([`decode`]); a type may
 /// instead keep parts of the buffer it is given, as a `Put` keeps its shard's bytes
 /// where they were received instead of copying a megabyte out of the frame.
-pub trait FromFrame: Sized {
-    fn from_frame(payload: Vec<u8>) -> Result<Self, FrameError>;
-}
-
-impl FromFrame for String {
+pub trait FromFrame: DeserializeOwned {
     fn from_frame(payload: Vec<u8>) -> Result<Self, FrameError> {
         decode(&payload)
     }
 }
+
+impl FromFrame for String {}
 
 /// How a server encodes its answer to one request. The default encodes it as it is
 /// ([`Frame::of`]); a type may instead hand large byte strings to quinn without copying
