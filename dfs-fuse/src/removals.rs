@@ -22,6 +22,10 @@
 //!     removals not yet answered: no other removal can change its answer (unless the
 //!     file it finds has other links, one of which may be queued: then it waits and
 //!     asks again);
+//!   - a **listing** (`ReadDir`) of a directory waits only if removals in that directory
+//!     are unanswered, and asks again after the queue if an entry's attributes may
+//!     depend on it (a file with other links, a subdirectory with queued removals):
+//!     `rm -r` reads each subdirectory while the unlinks of its parent are queued;
 //!   - the kernel's `getattr` of the parent directory, which it needs after each unlink
 //!     to check the next one, is answered above this layer (`dir_attrs.rs`).
 //! - An `rmdir` rides in the same batch, after the unlinks of its directory's files: the
@@ -61,6 +65,8 @@ struct Queue {
     /// Removals queued or in flight, not yet answered, by (parent, name): the lookups
     /// that must wait for the queue.
     unanswered: HashMap<(Ino, String), usize>,
+    /// The same removals counted by directory: the listings that must wait for the queue.
+    by_parent: HashMap<Ino, usize>,
 }
 
 /// A backend whose unlinks are written behind (see the module documentation).
@@ -127,6 +133,7 @@ impl<B: Backend> Deferred<B> {
             *q.unanswered
                 .entry((op.parent, op.name.clone()))
                 .or_default() += 1;
+            *q.by_parent.entry(op.parent).or_default() += 1;
             q.ops.push_back((seq, op));
             !std::mem::replace(&mut q.timer_armed, true)
         };
@@ -226,6 +233,42 @@ impl<B: Backend> Deferred<B> {
                 q.unanswered.remove(&key);
             }
         }
+        if let Some(n) = q.by_parent.get_mut(&op.parent) {
+            *n -= 1;
+            if *n == 0 {
+                q.by_parent.remove(&op.parent);
+            }
+        }
+    }
+
+    /// Removals in directory `dir` are queued or in flight.
+    fn pending_in(&self, dir: Ino) -> bool {
+        lock(&self.queue).by_parent.contains_key(&dir)
+    }
+
+    /// A listing of `ino` waits for the queue only if removals in that directory are in
+    /// it: no other removal changes which names it holds. What it says about the entries
+    /// may still depend on the queue, through two things, and then it waits and asks
+    /// again: a file with other links (one of them may be queued, so its link count is
+    /// not final) and a subdirectory whose own removals are queued (its times change).
+    async fn read_dir(&self, req: CoordRequest, ino: Ino) -> WireResult<CoordResponse> {
+        if self.pending_in(ino) {
+            self.flush().await?;
+        }
+        let r = self.inner.meta(req.clone()).await?;
+        let depends = |e: &dfs_proto::coord_msg::DirEntry| {
+            if e.attr.kind == FileKind::Dir {
+                self.pending_in(e.attr.ino)
+            } else {
+                e.attr.nlink > 1
+            }
+        };
+        let stale = matches!(&r, CoordResponse::Dir(page) if page.entries.iter().any(depends));
+        if stale && self.pending() > 0 {
+            self.flush().await?;
+            return self.inner.meta(req).await;
+        }
+        Ok(r)
     }
 
     /// A lookup of `name` in `parent` must wait for the queue only if that name is in it.
@@ -301,6 +344,7 @@ impl<B: Backend> Backend for Deferred<B> {
                 }
             }
             CoordRequest::Lookup { parent, name } => self.lookup(parent, name).await,
+            CoordRequest::ReadDir { ino, .. } => self.read_dir(req, ino).await,
             req => {
                 if self.pending() > 0 {
                     self.flush().await?;
@@ -379,6 +423,24 @@ mod tests {
                         .collect(),
                 )),
                 Q::GetAttr { ino } => Ok(CoordResponse::Attr(attr(ino, 1))),
+                // Directory 3 holds a file, 4 a file with another link, 5 directory 1.
+                Q::ReadDir { ino, .. } => {
+                    let (name, attr) = match ino {
+                        3 => ("x", attr(7, 1)),
+                        4 => ("linked", attr(8, 2)),
+                        _ => ("sub", attr(1, 2)),
+                    };
+                    let entries = vec![dfs_proto::coord_msg::DirEntry {
+                        name: name.into(),
+                        attr,
+                        xattrs: false,
+                    }];
+                    Ok(CoordResponse::Dir(dfs_proto::coord_msg::DirPage {
+                        parent: 1,
+                        entries,
+                        more: false,
+                    }))
+                }
                 Q::Lookup { name, .. } => {
                     let links = if name.starts_with("linked") { 2 } else { 1 };
                     Ok(CoordResponse::Attr(attr(7, links)))
@@ -567,5 +629,44 @@ mod tests {
         assert_eq!(f.sent(), ["batch[b]", "lookup"]);
         // A removal in flight counts as unanswered too, and the count goes back to zero.
         assert!(lock(&d.queue).unanswered.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_listing_waits_only_for_removals_that_can_change_it() {
+        let f = Fake::with(&[(1, "a"), (1, "b"), (1, "c")]);
+        let d = Deferred::new(f.clone(), true);
+        let list = |ino| Q::ReadDir {
+            ino,
+            after: None,
+            limit: 100,
+        };
+        d.meta(unlink("a")).await.unwrap();
+        d.meta(list(3)).await.unwrap();
+        assert_eq!(f.sent(), ["read_dir"], "another directory: no wait");
+        d.meta(list(1)).await.unwrap();
+        assert_eq!(
+            f.sent(),
+            ["batch[a]", "read_dir"],
+            "its own removals go first"
+        );
+        // Entries whose attributes the queue may change: asked again after it.
+        d.meta(unlink("b")).await.unwrap();
+        d.meta(list(4)).await.unwrap();
+        assert_eq!(
+            f.sent(),
+            ["read_dir", "batch[b]", "read_dir"],
+            "a file with links"
+        );
+        d.meta(unlink("c")).await.unwrap();
+        d.meta(list(5)).await.unwrap();
+        assert_eq!(
+            f.sent(),
+            ["read_dir", "batch[c]", "read_dir"],
+            "a busy subdirectory"
+        );
+        // With nothing queued, such entries cost nothing more.
+        d.meta(list(4)).await.unwrap();
+        assert_eq!(f.sent(), ["read_dir"]);
+        assert!(lock(&d.queue).by_parent.is_empty());
     }
 }
