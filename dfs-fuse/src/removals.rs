@@ -86,6 +86,16 @@ pub struct Deferred<B> {
     refused: AtomicU64,
 }
 
+/// Takes one from `key`'s count, dropping the key when none is left.
+fn count_down<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K) {
+    if let Some(n) = counts.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&key);
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -226,19 +236,8 @@ impl<B: Backend> Deferred<B> {
 
     fn answered(&self, op: &Removal) {
         let mut q = lock(&self.queue);
-        let key = (op.parent, op.name.clone());
-        if let Some(n) = q.unanswered.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                q.unanswered.remove(&key);
-            }
-        }
-        if let Some(n) = q.by_parent.get_mut(&op.parent) {
-            *n -= 1;
-            if *n == 0 {
-                q.by_parent.remove(&op.parent);
-            }
-        }
+        count_down(&mut q.unanswered, (op.parent, op.name.clone()));
+        count_down(&mut q.by_parent, op.parent);
     }
 
     /// Removals in directory `dir` are queued or in flight.
@@ -252,19 +251,36 @@ impl<B: Backend> Deferred<B> {
     /// again: a file with other links (one of them may be queued, so its link count is
     /// not final) and a subdirectory whose own removals are queued (its times change).
     async fn read_dir(&self, req: CoordRequest, ino: Ino) -> WireResult<CoordResponse> {
-        if self.pending_in(ino) {
+        let wait = self.pending_in(ino);
+        self.ask(wait, req, |r| {
+            let CoordResponse::Dir(page) = r else {
+                return false;
+            };
+            let q = lock(&self.queue);
+            page.entries.iter().any(|e| {
+                if e.attr.kind == FileKind::Dir {
+                    q.by_parent.contains_key(&e.attr.ino)
+                } else {
+                    e.attr.nlink > 1
+                }
+            })
+        })
+        .await
+    }
+
+    /// Sends `req`, after the queue if `wait`; if the answer `depends` on removals that
+    /// are still queued, sends the queue and asks again.
+    async fn ask(
+        &self,
+        wait: bool,
+        req: CoordRequest,
+        depends: impl Fn(&CoordResponse) -> bool,
+    ) -> WireResult<CoordResponse> {
+        if wait {
             self.flush().await?;
         }
         let r = self.inner.meta(req.clone()).await?;
-        let depends = |e: &dfs_proto::coord_msg::DirEntry| {
-            if e.attr.kind == FileKind::Dir {
-                self.pending_in(e.attr.ino)
-            } else {
-                e.attr.nlink > 1
-            }
-        };
-        let stale = matches!(&r, CoordResponse::Dir(page) if page.entries.iter().any(depends));
-        if stale && self.pending() > 0 {
+        if self.pending() > 0 && depends(&r) {
             self.flush().await?;
             return self.inner.meta(req).await;
         }
@@ -280,19 +296,15 @@ impl<B: Backend> Deferred<B> {
     }
 
     async fn lookup(&self, parent: Ino, name: String) -> WireResult<CoordResponse> {
-        if self.must_wait_for(parent, &name) {
-            self.flush().await?;
-        }
-        let req = CoordRequest::Lookup { parent, name };
-        let r = self.inner.meta(req.clone()).await?;
-        let other_links =
-            matches!(&r, CoordResponse::Attr(a) if a.kind != FileKind::Dir && a.nlink > 1);
-        if other_links && self.pending() > 0 {
-            // One of its other names may be queued: its link count is not final yet.
-            self.flush().await?;
-            return self.inner.meta(req).await;
-        }
-        Ok(r)
+        let wait = self.must_wait_for(parent, &name);
+        // A file with other links: one of its other names may be queued, so its link
+        // count is not final yet.
+        self.ask(
+            wait,
+            CoordRequest::Lookup { parent, name },
+            |r| matches!(r, CoordResponse::Attr(a) if a.kind != FileKind::Dir && a.nlink > 1),
+        )
+        .await
     }
 
     fn report(&self, op: &Removal, r: WireResult<()>) {
